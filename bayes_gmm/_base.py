@@ -1,0 +1,399 @@
+"""The EM loop shared by :class:`bayes_gmm.MapEM` and :class:`em_baseline.PlainEM`.
+
+One base class owns the whole fit (validation, initialisation, restarts, the convergence test,
+the warning, keeping the best run, the final E-step); subclasses supply only the M-step and the
+objective, which keeps the comparison between MAP-EM and plain EM honest.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from abc import abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.cluster import KMeans, kmeans_plusplus
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from . import _engine
+from ._validation import check_data, check_n_components, check_positive, check_sample_weight
+from .covariance import CovarianceFamily, GaussianParams, RawStatistics, SufficientStatistics, get_family
+from .exceptions import ConvergenceWarning, SingularCovarianceError
+
+__all__ = ["BaseGaussianMixtureEM", "FitResult"]
+
+_INIT_METHODS = ("k-means++", "kmeans", "random_from_data", "random")
+
+
+@dataclass
+class FitResult:
+    params: GaussianParams
+    raw: RawStatistics  # statistics of the final E-step (under ``params``)
+    objective: float
+    history: list[float]
+    converged: bool
+    n_iter: int
+
+
+class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
+    """Base class of the EM estimators.  Not for direct use."""
+
+    _objective_name = "objective"
+
+    def __init__(
+        self,
+        k: int,
+        *,
+        covariance_type: str = "full",
+        tol: float = 1e-6,
+        max_iter: int = 500,
+        n_init: int = 1,
+        init_params="k-means++",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        chunk_size: int | None = None,
+    ):
+        self.k = k
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.chunk_size = chunk_size
+
+    # ------------------------------------------------------------------ hooks
+    @abstractmethod
+    def _prepare(self, X: np.ndarray, sample_weight: np.ndarray | None) -> None:
+        """Resolve objective-specific settings (the prior, ``reg_covar``) from the data."""
+
+    @abstractmethod
+    def _m_step(self, stats: SufficientStatistics) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return ``(weights, means, covariances)`` from the statistics."""
+
+    @abstractmethod
+    def _log_prior(self, params: GaussianParams) -> float:
+        """The part of the objective that is not the log-likelihood (0 for plain EM)."""
+
+    def _new_params(self, weights, means, covariances) -> GaussianParams:
+        return self._family.params(weights, means, covariances)
+
+    # ------------------------------------------------------------------ checks
+    def _check_parameters(self, n_samples: int, n_features: int) -> CovarianceFamily:
+        family = get_family(self.covariance_type)
+        check_n_components(self.k, n_samples)
+        check_positive("tol", self.tol, allow_zero=True)
+        check_positive("max_iter", self.max_iter, integer=True)
+        check_positive("n_init", self.n_init, integer=True)
+        if self.chunk_size is not None:
+            check_positive("chunk_size", self.chunk_size, integer=True)
+        init = self.init_params
+        if isinstance(init, str):
+            if init not in _INIT_METHODS:
+                raise ValueError(
+                    f"init_params must be one of {_INIT_METHODS} or an array of labels (n,) or "
+                    f"responsibilities (n, k), got {init!r}."
+                )
+        elif init is None:
+            raise ValueError(f"init_params must be one of {_INIT_METHODS} or an array, got None.")
+        return family
+
+    def _initial_responsibilities(self, X, sample_weight, rng) -> np.ndarray:
+        n, k = X.shape[0], self.k
+        init = self.init_params
+        if not isinstance(init, str):
+            arr = np.asarray(init)
+            if arr.ndim == 1:
+                if arr.shape[0] != n or arr.dtype.kind not in "iu" or arr.min() < 0 or arr.max() >= k:
+                    raise ValueError(
+                        f"init_params given as labels must be {n} integers in [0, {k - 1}], one "
+                        "per row of X."
+                    )
+                resp = np.zeros((n, k))
+                resp[np.arange(n), arr] = 1.0
+                return resp
+            if arr.shape != (n, k) or not np.all(np.isfinite(arr)) or np.any(arr < 0):
+                raise ValueError(
+                    f"init_params given as responsibilities must be a non-negative finite "
+                    f"array of shape (n, k) = ({n}, {k}), got shape {arr.shape}."
+                )
+            total = arr.sum(axis=1, keepdims=True)
+            if np.any(total <= 0):
+                raise ValueError("every row of the initial responsibilities needs a positive entry.")
+            return arr / total
+        if init == "random":
+            resp = rng.uniform(size=(n, k))
+            return resp / resp.sum(axis=1, keepdims=True)
+        Xf = np.asarray(X, dtype=float)
+        if init == "k-means++":
+            centers, _ = kmeans_plusplus(Xf, k, random_state=rng, sample_weight=sample_weight)
+        elif init == "random_from_data":
+            centers = Xf[rng.choice(n, size=k, replace=False)]
+        else:  # kmeans
+            km = KMeans(k, n_init=1, random_state=rng).fit(Xf, sample_weight=sample_weight)
+            centers = km.cluster_centers_
+        labels = _nearest(Xf, centers)
+        resp = np.zeros((n, k))
+        resp[np.arange(n), labels] = 1.0
+        return resp
+
+    def _initialize(self, X, sample_weight, rng) -> GaussianParams:
+        family = self._family
+        n, d = X.shape
+        k = self.k
+        need_resp = self.weights_init is None or self.means_init is None or self.precisions_init is None
+        if need_resp:
+            resp = self._initial_responsibilities(X, sample_weight, rng)
+            stats = family.statistics_from_responsibilities(np.asarray(X, dtype=float), resp, sample_weight)
+            weights, means, covariances = self._m_step(stats)
+        else:
+            weights = means = covariances = None
+        if self.weights_init is not None:
+            weights = np.asarray(self.weights_init, dtype=float)
+            if weights.shape != (k,) or np.any(weights <= 0) or not np.isclose(weights.sum(), 1.0):
+                raise ValueError(f"weights_init must be {k} positive numbers summing to 1.")
+        if self.means_init is not None:
+            means = np.asarray(self.means_init, dtype=float)
+            if means.shape != (k, d) or not np.all(np.isfinite(means)):
+                raise ValueError(f"means_init must be a finite array of shape (k, d) = ({k}, {d}), got {means.shape}.")
+        if self.precisions_init is not None:
+            covariances = _covariances_from_precisions(family, self.precisions_init, k, d)
+        return self._new_params(weights, means, covariances)
+
+    # ------------------------------------------------------------------ EM
+    def _objective(self, raw: RawStatistics, params: GaussianParams) -> float:
+        return raw.log_likelihood + self._log_prior(params)
+
+    def _run_em(self, X, sample_weight, rng) -> FitResult:
+        family = self._family
+        try:
+            params = self._initialize(X, sample_weight, rng)
+        except SingularCovarianceError as exc:
+            exc.iteration = 0
+            exc.history = []
+            exc.args = (f"initialisation: {exc.args[0]}",)
+            self._failed_history = []
+            raise
+        raw = _engine.accumulate(family, X, sample_weight, params, self.chunk_size)
+        objective = self._objective(raw, params)
+        history = [objective]
+        converged = False
+        n_iter = 0
+        for n_iter in range(1, self.max_iter + 1):
+            stats = family.finalize(raw, params)
+            try:
+                params = self._new_params(*self._m_step(stats))
+            except SingularCovarianceError as exc:
+                exc.iteration = n_iter
+                exc.history = history
+                exc.args = (f"EM iteration {n_iter}: {exc.args[0]}",)
+                self._failed_history = history
+                raise
+            raw = _engine.accumulate(family, X, sample_weight, params, self.chunk_size)
+            objective = self._objective(raw, params)
+            if not np.isfinite(objective):
+                raise FloatingPointError(
+                    f"the {self._objective_name} became {objective} at EM iteration {n_iter}; "
+                    "the data may hold values too large to square in float64: rescale X."
+                )
+            history.append(objective)
+            if abs(objective - history[-2]) <= self.tol * abs(objective):
+                converged = True
+                break
+        return FitResult(params, raw, objective, history, converged, n_iter)
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the parameters with EM (``n_init`` runs, the best objective kept).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative row weights; an integer weight counts as that many copies of the row
+            and a zero weight drops it.
+
+        Returns
+        -------
+        self
+        """
+        self._fit(X, sample_weight)
+        return self
+
+    def _fit(self, X, sample_weight) -> np.ndarray:
+        X = self._validate_X(X, reset=True)
+        n, d = X.shape
+        self._family = self._check_parameters(n, d)
+        sample_weight = check_sample_weight(sample_weight, n)
+        self._prepare(X, sample_weight)
+        rng = check_random_state(self.random_state)
+        best: FitResult | None = None
+        for _ in range(self.n_init):
+            result = self._run_em(X, sample_weight, rng)
+            if best is None or result.objective > best.objective:
+                best = result
+        assert best is not None
+        if not best.converged:
+            warnings.warn(
+                f"{type(self).__name__} did not converge in max_iter={self.max_iter} iterations "
+                f"(relative change of the {self._objective_name} above tol={self.tol}). Increase "
+                "max_iter, loosen tol, or try n_init > 1 or fewer components.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        self._store(best)
+        return best
+
+    def _store(self, result: FitResult) -> None:
+        p = result.params
+        self.weights_ = p.weights
+        self.means_ = p.means
+        self.covariances_ = p.covariances
+        self.precisions_cholesky_ = p.precisions_cholesky
+        self.precisions_ = _precisions(self._family, p.precisions_cholesky)
+        self.converged_ = result.converged
+        self.n_iter_ = result.n_iter
+        self._history = np.asarray(result.history)
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit and return the labels of ``X`` under the fitted parameters."""
+        return self.fit(X, sample_weight=sample_weight).predict(X)
+
+    # ------------------------------------------------------------------ prediction
+    def _validate_X(self, X, reset: bool):
+        from sklearn.utils.validation import _check_feature_names, _check_n_features
+
+        Xc = check_data(X)
+        _check_feature_names(self, X, reset=reset)
+        if not reset:
+            check_is_fitted(self)
+        _check_n_features(self, Xc, reset=reset)
+        return Xc
+
+    def _params(self) -> GaussianParams:
+        check_is_fitted(self)
+        family = get_family(self.covariance_type)
+        cov_chol = _cov_cholesky_from_precision(family, self.precisions_cholesky_)
+        return GaussianParams(self.weights_, self.means_, self.covariances_, self.precisions_cholesky_, cov_chol)
+
+    def _estimate_weighted_log_prob(self, X) -> np.ndarray:
+        X = self._validate_X(X, reset=False)
+        return _engine.weighted_log_prob(get_family(self.covariance_type), X, self._params(), self.chunk_size)
+
+    def score_samples(self, X) -> np.ndarray:
+        """Log density of the fitted mixture at each row of ``X``, shape (n_samples,)."""
+        return _engine.log_responsibilities(self._estimate_weighted_log_prob(X))[0]
+
+    def score(self, X, y=None) -> float:
+        """Mean log density per row (scikit-learn's convention)."""
+        return float(np.mean(self.score_samples(X)))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Membership probabilities (responsibilities), shape (n_samples, k)."""
+        return np.exp(_engine.log_responsibilities(self._estimate_weighted_log_prob(X))[1])
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable component of each row."""
+        return np.argmax(self._estimate_weighted_log_prob(X), axis=1)
+
+    def sample(self, n_samples: int = 1, random_state=None):
+        """Draw ``n_samples`` rows from the fitted mixture; returns ``(X, labels)``."""
+        check_is_fitted(self)
+        check_positive("n_samples", n_samples, integer=True)
+        family = get_family(self.covariance_type)
+        rng = np.random.default_rng(random_state)
+        params = self._params()
+        k, d = self.means_.shape
+        counts = rng.multinomial(n_samples, self.weights_)
+        out = np.empty((n_samples, d))
+        labels = np.repeat(np.arange(k), counts)
+        start = 0
+        for j, c in enumerate(counts):
+            L = family.component_cholesky(params.covariances_cholesky, j, d)
+            out[start : start + c] = self.means_[j] + rng.standard_normal((c, d)) @ L.T
+            start += c
+        return out, labels
+
+    # ------------------------------------------------------------------ model selection
+    def _n_parameters(self) -> int:
+        d = self.means_.shape[1]
+        return get_family(self.covariance_type).n_parameters(self.k, d)
+
+    def bic(self, X) -> float:
+        """Bayesian information criterion at the fitted parameters (lower is better)."""
+        X = self._validate_X(X, reset=False)
+        return float(-2.0 * np.sum(self.score_samples(X)) + self._n_parameters() * np.log(X.shape[0]))
+
+    def aic(self, X) -> float:
+        """Akaike information criterion at the fitted parameters (lower is better)."""
+        return float(-2.0 * np.sum(self.score_samples(X)) + 2.0 * self._n_parameters())
+
+    def icl(self, X) -> float:
+        """Integrated completed likelihood: ``BIC - 2 sum_i log r_{i, z_i}`` (lower is better)."""
+        log_resp = _engine.log_responsibilities(self._estimate_weighted_log_prob(X))[1]
+        return self.bic(X) - 2.0 * float(np.sum(np.max(log_resp, axis=1)))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        return tags
+
+
+# ----------------------------------------------------------------------------------------
+def _nearest(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    d2 = (
+        np.sum(X * X, axis=1)[:, None]
+        - 2.0 * X @ centers.T
+        + np.sum(centers * centers, axis=1)[None, :]
+    )
+    return np.argmin(d2, axis=1)
+
+
+def _precisions(family: CovarianceFamily, prec_chol: np.ndarray) -> np.ndarray:
+    if family.name == "full":
+        return prec_chol @ prec_chol.transpose(0, 2, 1)
+    if family.name == "tied":
+        return prec_chol @ prec_chol.T
+    return prec_chol**2
+
+
+def _cov_cholesky_from_precision(family: CovarianceFamily, prec_chol: np.ndarray) -> np.ndarray:
+    from scipy.linalg import lapack
+
+    if family.name == "full":
+        return np.stack([lapack.dtrtri(p, lower=0)[0].T for p in prec_chol])
+    if family.name == "tied":
+        return lapack.dtrtri(prec_chol, lower=0)[0].T
+    return 1.0 / prec_chol
+
+
+def _covariances_from_precisions(family: CovarianceFamily, precisions, k: int, d: int) -> np.ndarray:
+    prec = np.asarray(precisions, dtype=float)
+    if not np.all(np.isfinite(prec)):
+        raise ValueError("precisions_init must be finite.")
+    try:
+        if family.name == "full":
+            family.check_covariances(prec, k, d)
+            return np.linalg.inv(prec)
+        if family.name == "tied":
+            family.check_covariances(prec, k, d)
+            return np.linalg.inv(prec)
+        family.check_covariances(prec, k, d)
+        if np.any(prec <= 0):
+            raise ValueError("precisions_init must be positive.")
+        return 1.0 / prec
+    except np.linalg.LinAlgError:
+        raise ValueError("precisions_init must be invertible (positive definite).") from None
+
+
+def is_integer(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)

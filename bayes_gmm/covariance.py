@@ -1,0 +1,579 @@
+"""Covariance families: one small class per covariance type, found through a registry.
+
+Pure numerics (NumPy and SciPy only).  Each family knows
+
+- the shapes of its parameters (scikit-learn's conventions: ``covariances_`` is (K, d, d) for
+  ``full``, (d, d) for ``tied``, (K, d) for ``diag``, (K,) for ``spherical``; the precision
+  Cholesky factor is upper triangular, ``precision = P P^T``);
+- its log-density (``log_prob``) and the one-pass E-step that also accumulates the
+  sufficient statistics (``accumulate``);
+- its M-step from sufficient statistics, MAP (``map_step``) and maximum likelihood
+  (``ml_step``);
+- its parameter count and its part of the prior log-density.
+
+Sufficient statistics are accumulated *in the whitened coordinates of the current parameters*
+(``y = (x - mu_k) P_k``): the E-step computes ``y`` anyway, the statistics of several blocks of
+rows simply add (chunked, weighted or distributed data), and the scatter about the new mean is
+recovered with a d x d transform, without the cancellation of raw second moments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from scipy.linalg import lapack
+from scipy.special import logsumexp
+
+from .exceptions import SingularCovarianceError
+from .prior import NIWPrior, log_invgamma, log_invwishart, log_mvnormal
+
+__all__ = [
+    "COVARIANCE_FAMILIES",
+    "CovarianceFamily",
+    "GaussianParams",
+    "RawStatistics",
+    "SufficientStatistics",
+    "get_family",
+]
+
+_LOG_2PI = np.log(2.0 * np.pi)
+
+
+# ----------------------------------------------------------------------------------------
+# containers
+# ----------------------------------------------------------------------------------------
+@dataclass
+class GaussianParams:
+    """Mixture parameters with the Cholesky factors the E-step needs."""
+
+    weights: np.ndarray  # (K,)
+    means: np.ndarray  # (K, d)
+    covariances: np.ndarray  # family shape
+    precisions_cholesky: np.ndarray  # family shape (upper triangular for full/tied)
+    covariances_cholesky: np.ndarray  # family shape (lower triangular / standard deviations)
+
+
+@dataclass
+class RawStatistics:
+    """Statistics of a block of rows in the whitened frame of the current parameters.
+
+    They add across blocks: ``a + b`` is the statistic of the union of the rows.
+    ``second`` has the family's shape: (K, d, d) full, (d, d) tied, (K, d) diag, (K,) spherical.
+    """
+
+    log_likelihood: float  # sum_i w_i log sum_k pi_k N(x_i | ...)
+    total_weight: float  # sum_i w_i
+    nk: np.ndarray  # (K,) sum_i w_i r_ik
+    first: np.ndarray  # (K, d) sum_i w_i r_ik y_ik
+    second: np.ndarray
+
+    def __add__(self, other: RawStatistics) -> RawStatistics:
+        return RawStatistics(
+            self.log_likelihood + other.log_likelihood,
+            self.total_weight + other.total_weight,
+            self.nk + other.nk,
+            self.first + other.first,
+            self.second + other.second,
+        )
+
+
+@dataclass
+class SufficientStatistics:
+    """What an M-step needs (notation of MATH.md).
+
+    ``nk`` (K,) soft counts, ``xbar`` (K, d) weighted means, ``scatter`` the scatter about
+    ``xbar`` in the family's shape (full: S_k; tied: sum_k S_k; diag: diag S_k; spherical:
+    tr S_k), ``total_weight`` = N.
+    """
+
+    nk: np.ndarray
+    xbar: np.ndarray
+    scatter: np.ndarray
+    total_weight: float
+    log_likelihood: float = np.nan
+
+
+# ----------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------
+def _singular(component: int | None, family: str, reason: str) -> SingularCovarianceError:
+    where = "the tied covariance" if component is None else f"the covariance of component {component}"
+    return SingularCovarianceError(
+        f"{where} ({family}) is not positive definite: {reason}. "
+        "This happens when a component collapses onto a few points. bayes_gmm.MapEM puts a "
+        "conjugate prior on the covariances and cannot fail this way; with plain EM, raise "
+        "reg_covar or change the initialisation.",
+        component=component,
+    )
+
+
+def _triangular_inverse(lower: np.ndarray) -> np.ndarray:
+    inv, info = lapack.dtrtri(lower, lower=1)
+    if info != 0:  # pragma: no cover - only reachable on a zero pivot, caught before
+        raise np.linalg.LinAlgError("singular triangular factor")
+    return inv
+
+
+def _ordered_safe(nk: np.ndarray) -> np.ndarray:
+    return np.where(nk > 0, nk, 1.0)
+
+
+class CovarianceFamily:
+    """Base of the covariance families.  Subclasses are stateless."""
+
+    name: ClassVar[str]
+
+    # -- shapes and counts -------------------------------------------------------------
+    def n_cov_parameters(self, n_components: int, n_features: int) -> int:
+        raise NotImplementedError
+
+    def n_parameters(self, n_components: int, n_features: int) -> int:
+        """Free parameters of the whole mixture (covariances, means, weights)."""
+        return (
+            self.n_cov_parameters(n_components, n_features)
+            + n_components * n_features
+            + n_components
+            - 1
+        )
+
+    def check_covariances(self, covariances: np.ndarray, k: int, d: int) -> np.ndarray:
+        raise NotImplementedError
+
+    # -- factorisations ----------------------------------------------------------------
+    def cholesky(self, covariances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(covariances_cholesky, precisions_cholesky)``.
+
+        Raises :class:`SingularCovarianceError` (a ``ValueError``) naming the component when a
+        covariance is not numerically positive definite.
+        """
+        raise NotImplementedError
+
+    def params(self, weights, means, covariances) -> GaussianParams:
+        cov_chol, prec_chol = self.cholesky(covariances)
+        return GaussianParams(
+            np.asarray(weights, dtype=float),
+            np.asarray(means, dtype=float),
+            covariances,
+            prec_chol,
+            cov_chol,
+        )
+
+    def covariances_from_precisions_cholesky(self, prec_chol: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    # -- densities ---------------------------------------------------------------------
+    def whiten(self, X: np.ndarray, means: np.ndarray, prec_chol: np.ndarray) -> np.ndarray:
+        """``y_ik = (x_i - mu_k) P_k``, shape (n, K, d)."""
+        raise NotImplementedError
+
+    def log_det_precision_cholesky(self, prec_chol: np.ndarray, d: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def log_prob(self, X: np.ndarray, means: np.ndarray, prec_chol: np.ndarray) -> np.ndarray:
+        """``log N(x_i | mu_k, Sigma_k)``, shape (n, K)."""
+        d = X.shape[1]
+        Y = self.whiten(X, means, prec_chol)
+        return (
+            -0.5 * (d * _LOG_2PI + np.einsum("nkd,nkd->nk", Y, Y))
+            + self.log_det_precision_cholesky(prec_chol, d)
+        )
+
+    # -- one pass: E-step and statistics ------------------------------------------------
+    def accumulate(self, X: np.ndarray, sample_weight: np.ndarray | None, params: GaussianParams) -> RawStatistics:
+        """E-step on a block of rows and its statistics, in one pass over ``X``."""
+        d = X.shape[1]
+        Y = self.whiten(X, params.means, params.precisions_cholesky)
+        log_prob = -0.5 * np.einsum("nkd,nkd->nk", Y, Y) + (
+            self.log_det_precision_cholesky(params.precisions_cholesky, d)
+            - 0.5 * d * _LOG_2PI
+            + np.log(params.weights)
+        )
+        log_norm = logsumexp(log_prob, axis=1)
+        resp = np.exp(log_prob - log_norm[:, None])
+        if sample_weight is None:
+            loglik = float(np.sum(log_norm))
+            total = float(X.shape[0])
+        else:
+            resp *= sample_weight[:, None]
+            loglik = float(sample_weight @ log_norm)
+            total = float(np.sum(sample_weight))
+        nk = resp.sum(axis=0)
+        weighted = Y * resp[:, :, None]
+        first = weighted.sum(axis=0)
+        second = self._second_moment(weighted, Y)
+        return RawStatistics(loglik, total, nk, first, second)
+
+    def _second_moment(self, weighted: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def finalize(self, raw: RawStatistics, params: GaussianParams) -> SufficientStatistics:
+        """Move whitened statistics back to data coordinates: means and scatter about them."""
+        raise NotImplementedError
+
+    def statistics_from_responsibilities(
+        self, X: np.ndarray, resp: np.ndarray, sample_weight: np.ndarray | None = None
+    ) -> SufficientStatistics:
+        """Plain reference computation of the statistics (no whitening, no chunks)."""
+        w = resp if sample_weight is None else resp * np.asarray(sample_weight)[:, None]
+        nk = w.sum(axis=0)
+        xbar = (w.T @ X) / _ordered_safe(nk)[:, None]
+        total = float(X.shape[0] if sample_weight is None else np.sum(sample_weight))
+        return SufficientStatistics(nk, xbar, self._reference_scatter(X, w, xbar), total)
+
+    def _reference_scatter(self, X, w, xbar) -> np.ndarray:
+        raise NotImplementedError
+
+    # -- M-steps -----------------------------------------------------------------------
+    def map_step(self, stats: SufficientStatistics, prior: NIWPrior) -> tuple[np.ndarray, np.ndarray]:
+        """Exact posterior mode of means and covariances given the statistics (MATH.md)."""
+        nk, xbar = stats.nk, stats.xbar
+        kappa0, m0 = prior.kappa0, prior.m0
+        means = (nk[:, None] * xbar + kappa0 * m0) / (nk + kappa0)[:, None]
+        shrink = kappa0 * nk / (kappa0 + nk)
+        return means, self._map_covariances(stats, prior, xbar - m0, shrink)
+
+    def _map_covariances(self, stats, prior, diff, shrink) -> np.ndarray:
+        raise NotImplementedError
+
+    def ml_step(self, stats: SufficientStatistics, reg_covar: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """Maximum-likelihood means and covariances (plain EM), ``reg_covar`` on the diagonal."""
+        raise NotImplementedError
+
+    # -- prior -------------------------------------------------------------------------
+    def log_prior(self, means: np.ndarray, covariances: np.ndarray, prior: NIWPrior) -> float:
+        """``log p(mu, Sigma)`` under the prior (weights not included)."""
+        raise NotImplementedError
+
+    # -- sampling ----------------------------------------------------------------------
+    def sample_component(self, rng: np.random.Generator, mean, cov_chol_k, n: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def component_cholesky(self, cov_chol: np.ndarray, k: int, d: int) -> np.ndarray:
+        """Lower Cholesky factor of component ``k``'s covariance as a dense (d, d) matrix."""
+        raise NotImplementedError
+
+
+# ----------------------------------------------------------------------------------------
+# full
+# ----------------------------------------------------------------------------------------
+class FullCovariance(CovarianceFamily):
+    name = "full"
+
+    def n_cov_parameters(self, k, d):
+        return k * d * (d + 1) // 2
+
+    def check_covariances(self, cov, k, d):
+        cov = np.asarray(cov, dtype=float)
+        if cov.shape != (k, d, d):
+            raise ValueError(f"full covariances must have shape (K, d, d) = ({k}, {d}, {d}), got {cov.shape}.")
+        if not np.allclose(cov, np.swapaxes(cov, 1, 2)):
+            raise ValueError("full covariances must be symmetric.")
+        return cov
+
+    def cholesky(self, covariances):
+        cov = np.asarray(covariances, dtype=float)
+        k, d, _ = cov.shape
+        cov_chol = np.empty_like(cov)
+        prec_chol = np.empty_like(cov)
+        for j in range(k):
+            cov_chol[j], prec_chol[j] = _cholesky_pair(cov[j], j, self.name)
+        return cov_chol, prec_chol
+
+    def covariances_from_precisions_cholesky(self, prec_chol):
+        prec_chol = np.asarray(prec_chol, dtype=float)
+        out = np.empty_like(prec_chol)
+        for j, p in enumerate(prec_chol):
+            inv = _triangular_inverse(p.T)  # lower inverse = cov_chol^T ... (P^T)^-1 = L^T
+            out[j] = inv.T @ inv
+        return out
+
+    def whiten(self, X, means, prec_chol):
+        k, d, _ = prec_chol.shape
+        stacked = prec_chol.transpose(1, 0, 2).reshape(d, k * d)
+        shift = np.einsum("kd,kde->ke", means, prec_chol).reshape(k * d)
+        return (X @ stacked - shift).reshape(X.shape[0], k, d)
+
+    def log_det_precision_cholesky(self, prec_chol, d):
+        return np.sum(np.log(np.diagonal(prec_chol, axis1=1, axis2=2)), axis=1)
+
+    def _second_moment(self, weighted, Y):
+        return np.matmul(weighted.transpose(1, 2, 0), Y.transpose(1, 0, 2))
+
+    def finalize(self, raw, params):
+        L = params.covariances_cholesky
+        nk = raw.nk
+        safe = _ordered_safe(nk)
+        xbar = params.means + np.einsum("kij,kj->ki", L, raw.first) / safe[:, None]
+        inner = raw.second - np.einsum("ki,kj->kij", raw.first, raw.first) / safe[:, None, None]
+        scatter = L @ inner @ L.transpose(0, 2, 1)
+        scatter = 0.5 * (scatter + scatter.transpose(0, 2, 1))
+        return SufficientStatistics(nk, xbar, scatter, raw.total_weight, raw.log_likelihood)
+
+    def _reference_scatter(self, X, w, xbar):
+        out = np.empty((xbar.shape[0], X.shape[1], X.shape[1]))
+        for j in range(xbar.shape[0]):
+            diff = X - xbar[j]
+            out[j] = (w[:, j][:, None] * diff).T @ diff
+        return out
+
+    def _map_covariances(self, stats, prior, diff, shrink):
+        d = diff.shape[1]
+        B = shrink[:, None, None] * np.einsum("ki,kj->kij", diff, diff)
+        denom = prior.nu0 + stats.nk + d + 2.0
+        return (prior.psi0 + stats.scatter + B) / denom[:, None, None]
+
+    def ml_step(self, stats, reg_covar=0.0):
+        nk = stats.nk
+        d = stats.xbar.shape[1]
+        cov = stats.scatter / _ordered_safe(nk)[:, None, None]
+        cov = cov + reg_covar * np.eye(d)
+        return stats.xbar.copy(), cov
+
+    def log_prior(self, means, covariances, prior):
+        chol = np.linalg.cholesky(covariances)
+        return float(
+            np.sum(log_invwishart(covariances, prior.nu0, prior.psi0))
+            + np.sum(log_mvnormal(means, prior.m0, chol / np.sqrt(prior.kappa0)))
+        )
+
+    def component_cholesky(self, cov_chol, k, d):
+        return cov_chol[k]
+
+
+# ----------------------------------------------------------------------------------------
+# tied
+# ----------------------------------------------------------------------------------------
+class TiedCovariance(CovarianceFamily):
+    name = "tied"
+
+    def n_cov_parameters(self, k, d):
+        return d * (d + 1) // 2
+
+    def check_covariances(self, cov, k, d):
+        cov = np.asarray(cov, dtype=float)
+        if cov.shape != (d, d):
+            raise ValueError(f"tied covariance must have shape (d, d) = ({d}, {d}), got {cov.shape}.")
+        if not np.allclose(cov, cov.T):
+            raise ValueError("the tied covariance must be symmetric.")
+        return cov
+
+    def cholesky(self, covariances):
+        return _cholesky_pair(np.asarray(covariances, dtype=float), None, self.name)
+
+    def covariances_from_precisions_cholesky(self, prec_chol):
+        inv = _triangular_inverse(np.asarray(prec_chol, dtype=float).T)
+        return inv.T @ inv
+
+    def whiten(self, X, means, prec_chol):
+        return (X @ prec_chol)[:, None, :] - (means @ prec_chol)[None, :, :]
+
+    def log_det_precision_cholesky(self, prec_chol, d):
+        return np.sum(np.log(np.diag(prec_chol)))
+
+    def _second_moment(self, weighted, Y):
+        d = Y.shape[2]
+        return weighted.reshape(-1, d).T @ Y.reshape(-1, d)
+
+    def finalize(self, raw, params):
+        L = params.covariances_cholesky
+        nk = raw.nk
+        safe = _ordered_safe(nk)
+        xbar = params.means + (raw.first @ L.T) / safe[:, None]
+        inner = raw.second - (raw.first / safe[:, None]).T @ raw.first
+        scatter = L @ inner @ L.T
+        scatter = 0.5 * (scatter + scatter.T)
+        return SufficientStatistics(nk, xbar, scatter, raw.total_weight, raw.log_likelihood)
+
+    def _reference_scatter(self, X, w, xbar):
+        out = np.zeros((X.shape[1], X.shape[1]))
+        for j in range(xbar.shape[0]):
+            diff = X - xbar[j]
+            out += (w[:, j][:, None] * diff).T @ diff
+        return out
+
+    def _map_covariances(self, stats, prior, diff, shrink):
+        k, d = diff.shape
+        B = (diff * shrink[:, None]).T @ diff
+        denom = prior.nu0 + stats.total_weight + k + d + 1.0
+        return (prior.psi0 + stats.scatter + B) / denom
+
+    def ml_step(self, stats, reg_covar=0.0):
+        d = stats.xbar.shape[1]
+        cov = stats.scatter / stats.total_weight + reg_covar * np.eye(d)
+        return stats.xbar.copy(), cov
+
+    def log_prior(self, means, covariances, prior):
+        chol = np.linalg.cholesky(covariances)
+        return float(
+            log_invwishart(covariances, prior.nu0, prior.psi0)
+            + np.sum(log_mvnormal(means, prior.m0, chol / np.sqrt(prior.kappa0)))
+        )
+
+    def component_cholesky(self, cov_chol, k, d):
+        return cov_chol
+
+
+# ----------------------------------------------------------------------------------------
+# diag
+# ----------------------------------------------------------------------------------------
+def _check_variances(var: np.ndarray, family: str) -> tuple[np.ndarray, np.ndarray]:
+    var = np.asarray(var, dtype=float)
+    bad = ~(np.isfinite(var) & (var > 0))
+    if np.any(bad):
+        comp = int(np.argwhere(bad)[0][0]) if var.ndim else 0
+        raise _singular(comp, family, "a variance is zero, negative or not finite")
+    std = np.sqrt(var)
+    return std, 1.0 / std
+
+
+class DiagCovariance(CovarianceFamily):
+    name = "diag"
+
+    def n_cov_parameters(self, k, d):
+        return k * d
+
+    def check_covariances(self, cov, k, d):
+        cov = np.asarray(cov, dtype=float)
+        if cov.shape != (k, d):
+            raise ValueError(f"diag covariances must have shape (K, d) = ({k}, {d}), got {cov.shape}.")
+        return cov
+
+    def cholesky(self, covariances):
+        return _check_variances(covariances, self.name)
+
+    def covariances_from_precisions_cholesky(self, prec_chol):
+        return 1.0 / np.asarray(prec_chol, dtype=float) ** 2
+
+    def whiten(self, X, means, prec_chol):
+        return (X[:, None, :] - means[None, :, :]) * prec_chol[None, :, :]
+
+    def log_det_precision_cholesky(self, prec_chol, d):
+        return np.sum(np.log(prec_chol), axis=1)
+
+    def _second_moment(self, weighted, Y):
+        return np.einsum("nkd,nkd->kd", weighted, Y)
+
+    def finalize(self, raw, params):
+        std = params.covariances_cholesky
+        nk = raw.nk
+        safe = _ordered_safe(nk)
+        xbar = params.means + std * raw.first / safe[:, None]
+        scatter = std**2 * (raw.second - raw.first**2 / safe[:, None])
+        return SufficientStatistics(nk, xbar, np.maximum(scatter, 0.0), raw.total_weight, raw.log_likelihood)
+
+    def _reference_scatter(self, X, w, xbar):
+        return np.stack([w[:, j] @ (X - xbar[j]) ** 2 for j in range(xbar.shape[0])])
+
+    def _map_covariances(self, stats, prior, diff, shrink):
+        B = shrink[:, None] * diff**2
+        return (2.0 * prior.b0 + stats.scatter + B) / (2.0 * prior.a0 + stats.nk + 3.0)[:, None]
+
+    def ml_step(self, stats, reg_covar=0.0):
+        return stats.xbar.copy(), stats.scatter / _ordered_safe(stats.nk)[:, None] + reg_covar
+
+    def log_prior(self, means, covariances, prior):
+        var = covariances / prior.kappa0
+        return float(
+            np.sum(log_invgamma(covariances, prior.a0, prior.b0))
+            + np.sum(-0.5 * (_LOG_2PI + np.log(var) + (means - prior.m0) ** 2 / var))
+        )
+
+    def component_cholesky(self, cov_chol, k, d):
+        return np.diag(cov_chol[k])
+
+
+# ----------------------------------------------------------------------------------------
+# spherical
+# ----------------------------------------------------------------------------------------
+class SphericalCovariance(CovarianceFamily):
+    name = "spherical"
+
+    def n_cov_parameters(self, k, d):
+        return k
+
+    def check_covariances(self, cov, k, d):
+        cov = np.asarray(cov, dtype=float)
+        if cov.shape != (k,):
+            raise ValueError(f"spherical covariances must have shape (K,) = ({k},), got {cov.shape}.")
+        return cov
+
+    def cholesky(self, covariances):
+        return _check_variances(covariances, self.name)
+
+    def covariances_from_precisions_cholesky(self, prec_chol):
+        return 1.0 / np.asarray(prec_chol, dtype=float) ** 2
+
+    def whiten(self, X, means, prec_chol):
+        return (X[:, None, :] - means[None, :, :]) * prec_chol[None, :, None]
+
+    def log_det_precision_cholesky(self, prec_chol, d):
+        return d * np.log(prec_chol)
+
+    def _second_moment(self, weighted, Y):
+        return np.einsum("nkd,nkd->k", weighted, Y)
+
+    def finalize(self, raw, params):
+        std = params.covariances_cholesky
+        nk = raw.nk
+        safe = _ordered_safe(nk)
+        xbar = params.means + std[:, None] * raw.first / safe[:, None]
+        scatter = std**2 * (raw.second - np.sum(raw.first**2, axis=1) / safe)
+        return SufficientStatistics(nk, xbar, np.maximum(scatter, 0.0), raw.total_weight, raw.log_likelihood)
+
+    def _reference_scatter(self, X, w, xbar):
+        return np.array([w[:, j] @ np.sum((X - xbar[j]) ** 2, axis=1) for j in range(xbar.shape[0])])
+
+    def _map_covariances(self, stats, prior, diff, shrink):
+        d = diff.shape[1]
+        B = shrink * np.sum(diff**2, axis=1)
+        return (2.0 * prior.b0 + stats.scatter + B) / (2.0 * prior.a0 + (stats.nk + 1.0) * d + 2.0)
+
+    def ml_step(self, stats, reg_covar=0.0):
+        d = stats.xbar.shape[1]
+        return stats.xbar.copy(), stats.scatter / (d * _ordered_safe(stats.nk)) + reg_covar
+
+    def log_prior(self, means, covariances, prior):
+        d = means.shape[1]
+        var = covariances / prior.kappa0
+        sq = np.sum((means - prior.m0) ** 2, axis=1)
+        return float(
+            np.sum(log_invgamma(covariances, prior.a0, prior.b0))
+            + np.sum(-0.5 * (d * (_LOG_2PI + np.log(var)) + sq / var))
+        )
+
+    def component_cholesky(self, cov_chol, k, d):
+        return cov_chol[k] * np.eye(d)
+
+
+def _cholesky_pair(cov: np.ndarray, component: int | None, family: str) -> tuple[np.ndarray, np.ndarray]:
+    """Lower Cholesky factor of ``cov`` and the upper precision factor ``inv(L).T``.
+
+    The single place where a covariance that is not positive definite is turned into an error.
+    """
+    if not np.all(np.isfinite(cov)):
+        raise _singular(component, family, "it has non-finite entries")
+    lower, info = lapack.dpotrf(cov, lower=1, clean=1)
+    if info != 0:
+        raise _singular(component, family, f"its Cholesky factorisation failed at pivot {info}")
+    diag = np.diag(lower)
+    if diag.min() <= 0 or not np.all(np.isfinite(lower)):
+        raise _singular(component, family, "its Cholesky factor has a zero pivot")
+    return lower, _triangular_inverse(lower).T
+
+
+COVARIANCE_FAMILIES: dict[str, CovarianceFamily] = {
+    family.name: family
+    for family in (FullCovariance(), TiedCovariance(), DiagCovariance(), SphericalCovariance())
+}
+
+
+def get_family(covariance_type: str) -> CovarianceFamily:
+    """The covariance family registered under ``covariance_type``."""
+    try:
+        return COVARIANCE_FAMILIES[covariance_type]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"covariance_type must be one of {tuple(COVARIANCE_FAMILIES)}, got {covariance_type!r}."
+        ) from None

@@ -1,0 +1,413 @@
+"""The conjugate prior shared by :class:`~bayes_gmm.MapEM` and the PyMC posterior.
+
+Pure numerics (NumPy and SciPy only).  The model, in the notation of ``MATH.md``::
+
+    pi             ~ Dirichlet(alpha, ..., alpha)
+    Sigma_k        ~ InvWishart(nu0, Psi0)                        (full; tied: one Sigma)
+    mu_k | Sigma_k ~ Normal(m0, Sigma_k / kappa0)
+    diag:      sigma2_kj ~ InvGamma(a0, b0_j),  mu_kj | sigma2_kj ~ N(m0_j, sigma2_kj / kappa0)
+    spherical: sigma2_k  ~ InvGamma(a0, b0),    mu_k  | sigma2_k  ~ N(m0, sigma2_k I / kappa0)
+
+:class:`NIWPrior` is the single place where these hyper-parameters live.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.special import gammaln, multigammaln
+
+__all__ = [
+    "DEFAULT_ALPHA",
+    "SCALE_FLOOR",
+    "NIWPrior",
+    "log_dirichlet",
+    "log_invgamma",
+    "log_invwishart",
+    "log_mvnormal",
+]
+
+#: Default Dirichlet concentration.  ``alpha = 2`` is one pseudo-observation per component:
+#: the MAP weights are ``(N_k + 1) / (N + K)``, so no weight can reach zero.
+DEFAULT_ALPHA = 2.0
+
+#: Relative ridge added to the *correlation* matrix of the data when it is not positive
+#: definite (constant column, fewer rows than columns, collinear columns).  Working on the
+#: correlation scale keeps the prior equivariant to rescaling each column.
+SCALE_FLOOR = 1e-6
+
+_LOG_2PI = np.log(2.0 * np.pi)
+_COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+
+# ----------------------------------------------------------------------------------------
+# log densities (normalised), vectorised where it is cheap
+# ----------------------------------------------------------------------------------------
+def log_dirichlet(weights: np.ndarray, alpha: float) -> float:
+    """Log density of a symmetric ``Dirichlet(alpha, ..., alpha)`` at ``weights`` (shape (K,))."""
+    weights = np.asarray(weights, dtype=float)
+    k = weights.shape[-1]
+    norm = gammaln(k * alpha) - k * gammaln(alpha)
+    if alpha == 1.0:
+        return float(norm)
+    return float(norm + (alpha - 1.0) * np.sum(np.log(weights)))
+
+
+def log_mvnormal(x: np.ndarray, mean: np.ndarray, cov_chol: np.ndarray) -> np.ndarray:
+    """Log density of ``N(mean, L L^T)`` with ``cov_chol = L`` lower triangular.
+
+    ``x`` has shape (..., d); ``mean`` (d,) or broadcastable; ``cov_chol`` (..., d, d).
+    """
+    from scipy.linalg import solve_triangular
+
+    diff = np.asarray(x, dtype=float) - mean
+    d = diff.shape[-1]
+    cov_chol = np.asarray(cov_chol, dtype=float)
+    if cov_chol.ndim == 2:
+        z = solve_triangular(cov_chol, diff.T, lower=True).T
+        logdet = 2.0 * np.sum(np.log(np.diag(cov_chol)))
+    else:
+        z = np.stack([solve_triangular(c, v, lower=True) for c, v in zip(cov_chol, diff)])
+        logdet = 2.0 * np.sum(np.log(np.diagonal(cov_chol, axis1=-2, axis2=-1)), axis=-1)
+    return -0.5 * (d * _LOG_2PI + logdet + np.sum(z * z, axis=-1))
+
+
+def log_invwishart(cov: np.ndarray, nu0: float, psi0: np.ndarray) -> np.ndarray:
+    """Log density of ``InvWishart(nu0, Psi0)`` at ``cov`` of shape (..., d, d).
+
+    Same parametrisation as :func:`scipy.stats.invwishart` (``df=nu0, scale=Psi0``).
+    """
+    cov = np.asarray(cov, dtype=float)
+    d = cov.shape[-1]
+    chol = np.linalg.cholesky(cov)
+    logdet = 2.0 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+    psi_chol = np.linalg.cholesky(psi0)
+    logdet_psi = 2.0 * np.sum(np.log(np.diag(psi_chol)))
+    # tr(Psi0 Sigma^{-1}) = ||L^{-1} C||_F^2 with Sigma = L L^T, Psi0 = C C^T
+    inv_chol = np.linalg.inv(chol)
+    trace = np.sum((inv_chol @ psi_chol) ** 2, axis=(-2, -1))
+    return (
+        0.5 * nu0 * logdet_psi
+        - 0.5 * nu0 * d * np.log(2.0)
+        - multigammaln(0.5 * nu0, d)
+        - 0.5 * (nu0 + d + 1) * logdet
+        - 0.5 * trace
+    )
+
+
+def log_invgamma(x: np.ndarray, a: float, b: np.ndarray) -> np.ndarray:
+    """Log density of ``InvGamma(a, b)`` (shape ``a``, scale ``b``) at ``x``, elementwise.
+
+    Same parametrisation as :func:`scipy.stats.invgamma` (``a=a, scale=b``).
+    """
+    x = np.asarray(x, dtype=float)
+    return a * np.log(b) - gammaln(a) - (a + 1.0) * np.log(x) - b / x
+
+
+# ----------------------------------------------------------------------------------------
+# the prior object
+# ----------------------------------------------------------------------------------------
+def _as_positive(name: str, value: Any, *, strict: bool = True) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {value!r}.") from None
+    if not np.isfinite(value) or value < 0 or (strict and value == 0):
+        kind = "positive" if strict else "non-negative"
+        raise ValueError(f"{name} must be a finite {kind} number, got {value!r}.")
+    return value
+
+
+def _weighted_moments(X: np.ndarray, sample_weight: np.ndarray | None):
+    n = X.shape[0]
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    total = w.sum()
+    mean = (w @ X) / total
+    diff = X - mean
+    denom = total - 1.0 if total > 1.0 else 1.0  # mclust: cov(X) with n - 1
+    cov = (diff * w[:, None]).T @ diff / denom
+    magnitude2 = (w @ (X * X)) / total  # mean of x_j^2, a scale for constant columns
+    return mean, cov, magnitude2
+
+
+def _column_scale2(var: np.ndarray, magnitude2: np.ndarray) -> np.ndarray:
+    """A per-column squared scale that is positive even for a constant column.
+
+    A column with zero variance takes ``SCALE_FLOOR * mean(x_j^2)`` (its own magnitude), and a
+    column of zeros ``1``; both scale with the column, so the prior stays equivariant.
+    """
+    tiny = np.finfo(float).tiny / np.finfo(float).eps
+    scale = np.where(var > tiny, var, SCALE_FLOOR * magnitude2)
+    return np.where(scale > tiny, scale, 1.0)
+
+
+def _positive_definite_scale(cov: np.ndarray, magnitude2: np.ndarray) -> np.ndarray:
+    """Return ``cov`` unchanged if it is safely positive definite, else ``D^1/2 (R + eps I) D^1/2``.
+
+    ``D`` holds the per-column scales of :func:`_column_scale2` and ``R`` the correlation
+    matrix; ``eps = SCALE_FLOOR``.  Rescaling column ``j`` by ``s_j`` rescales row and column
+    ``j`` of the result by ``s_j``, so the fit stays equivariant.
+    """
+    scale = np.sqrt(_column_scale2(np.diag(cov).copy(), magnitude2))
+    corr = cov / np.outer(scale, scale)
+    d = cov.shape[0]
+    eig_min = np.linalg.eigvalsh(corr)[0] if d > 0 else 1.0
+    if eig_min > SCALE_FLOOR:
+        return cov
+    # shift the spectrum of the correlation matrix so that its smallest eigenvalue is SCALE_FLOOR
+    shift = SCALE_FLOOR - min(eig_min, 0.0)
+    corr = corr + shift * np.eye(d)
+    return corr * np.outer(scale, scale)
+
+
+@dataclass(frozen=True, eq=False)
+class NIWPrior:
+    r"""Conjugate prior of a Gaussian mixture: Dirichlet weights, normal-inverse-Wishart
+    (or normal-inverse-gamma) means and covariances.
+
+    Parameters
+    ----------
+    covariance_type : {"full", "tied", "diag", "spherical"}
+    alpha : float
+        Symmetric Dirichlet concentration of the weights, ``>= 1`` (the MAP weights are
+        ``(N_k + alpha - 1) / (N + K (alpha - 1))``).  ``alpha > 1`` keeps every weight
+        strictly positive.
+    m0 : ndarray of shape (d,)
+        Prior mean of the component means.
+    kappa0 : float
+        Prior precision of the means, in pseudo-observations: ``mu_k | Sigma_k ~ N(m0, Sigma_k / kappa0)``.
+    nu0 : float, optional (full, tied)
+        Inverse-Wishart degrees of freedom, ``> d - 1``.
+    psi0 : ndarray of shape (d, d), optional (full, tied)
+        Inverse-Wishart scale matrix, symmetric positive definite.
+    a0 : float, optional (diag, spherical)
+        Inverse-gamma shape.
+    b0 : ndarray of shape (d,) (diag) or float (spherical), optional
+        Inverse-gamma scale.
+
+    Notes
+    -----
+    :meth:`from_data` reproduces mclust's ``defaultPrior`` (Fraley & Raftery 2007) when
+    ``prior_strength=1`` and ``alpha=1``; see its docstring for the exact numbers.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(100, 2))
+    >>> prior = NIWPrior.from_data(X, n_components=3)
+    >>> prior.nu0, prior.kappa0, prior.alpha
+    (4.0, 0.01, 2.0)
+    """
+
+    covariance_type: str
+    alpha: float
+    m0: np.ndarray
+    kappa0: float
+    nu0: float | None = None
+    psi0: np.ndarray | None = None
+    a0: float | None = None
+    b0: np.ndarray | float | None = None
+    _psi0_chol: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        ct = self.covariance_type
+        if ct not in _COVARIANCE_TYPES:
+            raise ValueError(
+                f"covariance_type must be one of {_COVARIANCE_TYPES}, got {ct!r}."
+            )
+        set_ = object.__setattr__
+        alpha = _as_positive("alpha", self.alpha)
+        if alpha < 1.0:
+            raise ValueError(
+                f"alpha must be >= 1 (the MAP weights are undefined below 1), got {alpha}."
+            )
+        set_(self, "alpha", alpha)
+        set_(self, "kappa0", _as_positive("kappa0", self.kappa0))
+        m0 = np.asarray(self.m0, dtype=float)
+        if m0.ndim != 1 or m0.size == 0 or not np.all(np.isfinite(m0)):
+            raise ValueError(
+                f"m0 must be a finite 1-D array of length d, got shape {m0.shape}."
+            )
+        m0.setflags(write=False)
+        set_(self, "m0", m0)
+        d = m0.shape[0]
+        if ct in ("full", "tied"):
+            if self.nu0 is None or self.psi0 is None:
+                raise ValueError(f"covariance_type={ct!r} needs nu0 and psi0.")
+            nu0 = _as_positive("nu0", self.nu0)
+            if nu0 <= d - 1:
+                raise ValueError(f"nu0 must be > d - 1 = {d - 1} for a proper inverse-Wishart, got {nu0}.")
+            psi0 = np.array(self.psi0, dtype=float)
+            if psi0.shape != (d, d):
+                raise ValueError(
+                    f"psi0 must have shape (d, d) = ({d}, {d}) to match m0, got {psi0.shape}."
+                )
+            if not np.all(np.isfinite(psi0)) or not np.allclose(psi0, psi0.T, rtol=1e-10, atol=0):
+                raise ValueError("psi0 must be a finite symmetric matrix.")
+            psi0 = 0.5 * (psi0 + psi0.T)
+            try:
+                chol = np.linalg.cholesky(psi0)
+            except np.linalg.LinAlgError:
+                raise ValueError(
+                    "psi0 must be positive definite; use NIWPrior.from_data to get a floored scale."
+                ) from None
+            psi0.setflags(write=False)
+            set_(self, "nu0", nu0)
+            set_(self, "psi0", psi0)
+            set_(self, "_psi0_chol", chol)
+            set_(self, "a0", None)
+            set_(self, "b0", None)
+        else:
+            if self.a0 is None or self.b0 is None:
+                raise ValueError(f"covariance_type={ct!r} needs a0 and b0.")
+            set_(self, "a0", _as_positive("a0", self.a0))
+            b0 = np.asarray(self.b0, dtype=float)
+            want = (d,) if ct == "diag" else ()
+            if ct == "diag" and b0.shape == ():
+                b0 = np.full(d, float(b0))
+            if b0.shape != want:
+                raise ValueError(
+                    f"b0 must have shape {want} for covariance_type={ct!r}, got {b0.shape}."
+                )
+            if not np.all(np.isfinite(b0)) or np.any(b0 <= 0):
+                raise ValueError("b0 must be finite and positive.")
+            b0 = b0.copy()
+            b0.setflags(write=False)
+            set_(self, "b0", b0 if ct == "diag" else float(b0))
+            set_(self, "nu0", None)
+            set_(self, "psi0", None)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_data(
+        cls,
+        X: np.ndarray,
+        n_components: int,
+        covariance_type: str = "full",
+        *,
+        prior_strength: float = 1.0,
+        alpha: float | None = None,
+        kappa0: float | None = None,
+        nu0: float | None = None,
+        sample_weight: np.ndarray | None = None,
+    ) -> NIWPrior:
+        r"""Data-driven defaults (mclust's ``defaultPrior``), scaled by ``prior_strength``.
+
+        With ``d`` columns, ``K`` components, ``C = cov(X)`` (``n - 1`` denominator) and
+        ``s = prior_strength``:
+
+        - ``m0 = mean(X)``, ``kappa0 = 0.01``, ``alpha = 2`` (``DEFAULT_ALPHA``);
+        - full / tied: ``nu0 = d + 2``, ``Psi0 = s * C * K^(-2/d)``;
+        - diag / spherical: ``a0 = (d + 2) / 2``, ``b0 = s * K^(-2/d) * mean_j C_jj / 2``
+          (one value for every column, as mclust).
+
+        ``prior_strength`` is a factor on the prior *scale*: the prior guess of every
+        covariance is multiplied by ``s`` and so is the floor below which no fitted covariance
+        can go (``Sigma_k >= Psi0 / (nu0 + N + d + 2)``).  ``s -> 0`` tends to maximum
+        likelihood; larger ``s`` gives wider, smoother components.
+
+        When ``C`` is not safely positive definite (a constant column, fewer rows than
+        columns, collinear columns) it is replaced by ``D^1/2 (R + eps I) D^1/2`` where
+        ``R`` is the correlation matrix, ``eps = 1e-6`` (``SCALE_FLOOR``) and ``D`` the
+        column variances, a constant column using ``1e-6 * mean(x_j^2)`` (or 1 for a column of
+        zeros).  Every column keeps its own scale, so rescaling a column rescales the prior
+        the same way and the fit is equivariant.
+        """
+        X = np.asarray(X, dtype=float)
+        if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+            raise ValueError(f"X must be a non-empty 2-D array, got shape {X.shape}.")
+        if covariance_type not in _COVARIANCE_TYPES:
+            raise ValueError(
+                f"covariance_type must be one of {_COVARIANCE_TYPES}, got {covariance_type!r}."
+            )
+        if not isinstance(n_components, (int, np.integer)) or n_components < 1:
+            raise ValueError(f"n_components must be a positive integer, got {n_components!r}.")
+        strength = _as_positive("prior_strength", prior_strength)
+        d = X.shape[1]
+        mean, cov, magnitude2 = _weighted_moments(X, sample_weight)
+        factor = strength * float(n_components) ** (-2.0 / d)
+        alpha = DEFAULT_ALPHA if alpha is None else alpha
+        kappa0 = 0.01 if kappa0 is None else kappa0
+        if covariance_type in ("full", "tied"):
+            psi0 = factor * _positive_definite_scale(cov, magnitude2)
+            nu0 = d + 2.0 if nu0 is None else nu0
+            return cls(covariance_type, alpha, mean, kappa0, nu0=nu0, psi0=psi0)
+        var = _column_scale2(np.diag(cov).copy(), magnitude2)
+        mean_var = float(np.mean(np.diag(cov)))
+        if not mean_var > 0:
+            mean_var = float(np.mean(var))
+        b0 = 0.5 * factor * mean_var
+        if covariance_type == "diag":
+            b0 = np.full(d, b0)
+        return cls(covariance_type, alpha, mean, kappa0, a0=(d + 2.0) / 2.0, b0=b0)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def n_features(self) -> int:
+        return int(self.m0.shape[0])
+
+    @property
+    def psi0_cholesky(self) -> np.ndarray:
+        """Lower Cholesky factor of ``psi0`` (full, tied)."""
+        if self._psi0_chol is None:
+            raise AttributeError(f"a {self.covariance_type!r} prior has no psi0.")
+        return self._psi0_chol
+
+    def check_features(self, d: int) -> None:
+        if self.n_features != d:
+            raise ValueError(
+                f"the prior is for d={self.n_features} features but X has {d} columns."
+            )
+
+    # ------------------------------------------------------------------ densities
+    def log_density(self, weights: np.ndarray, means: np.ndarray, covariances: np.ndarray) -> float:
+        """Log prior density ``log p(pi) + log p(mu, Sigma)`` (normalised).
+
+        Shapes follow scikit-learn: weights (K,), means (K, d), covariances (K, d, d) for full,
+        (d, d) for tied, (K, d) for diag, (K,) for spherical.
+        """
+        from .covariance import get_family  # the families own their part of the density
+
+        family = get_family(self.covariance_type)
+        means = np.asarray(means, dtype=float)
+        covariances = np.asarray(covariances, dtype=float)
+        return log_dirichlet(weights, self.alpha) + family.log_prior(means, covariances, self)
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python representation (JSON-ready)."""
+        out: dict[str, Any] = {
+            "covariance_type": self.covariance_type,
+            "alpha": self.alpha,
+            "m0": self.m0.tolist(),
+            "kappa0": self.kappa0,
+        }
+        if self.covariance_type in ("full", "tied"):
+            out.update(nu0=self.nu0, psi0=np.asarray(self.psi0).tolist())
+        else:
+            out.update(a0=self.a0, b0=np.asarray(self.b0).tolist())
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NIWPrior:
+        if not isinstance(data, dict):
+            raise TypeError(f"a prior must be given as a dict, got {type(data).__name__}.")
+        allowed = {"covariance_type", "alpha", "m0", "kappa0", "nu0", "psi0", "a0", "b0"}
+        unknown = set(data) - allowed
+        if unknown:
+            raise ValueError(f"unknown prior fields {sorted(unknown)}; allowed: {sorted(allowed)}.")
+        missing = {"covariance_type", "alpha", "m0", "kappa0"} - set(data)
+        if missing:
+            raise ValueError(f"prior is missing fields {sorted(missing)}.")
+        return cls(**data)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, NIWPrior):
+            return NotImplemented
+        a, b = self.to_dict(), other.to_dict()
+        return a == b
+
+    def __hash__(self) -> int:  # frozen dataclass with arrays: hash the JSON form
+        return hash(repr(self.to_dict()))

@@ -1,0 +1,148 @@
+"""Maximum-likelihood EM on bayes_gmm's machinery."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bayes_gmm._base import BaseGaussianMixtureEM
+from bayes_gmm._validation import check_data, check_positive
+from bayes_gmm.covariance import GaussianParams, SufficientStatistics, _singular, get_family
+
+__all__ = ["PlainEM", "classic_start"]
+
+# scipy.stats.multivariate_normal treats eigenvalues below this factor times the largest as
+# zero and raises "singular matrix"; the classic hand-written EM dies there, and so do we.
+_SINGULAR_FACTOR = 1e6 * np.finfo(np.float64).eps
+
+
+def classic_start(X, k: int, covariance_type: str = "full", random_state=None) -> dict:
+    """The textbook start: means drawn uniformly within the data's range, identity covariances,
+    equal weights.
+
+    Returns keyword arguments for :class:`PlainEM` or :class:`bayes_gmm.MapEM`
+    (``weights_init``, ``means_init``, ``precisions_init``).
+    """
+    X = check_data(X)
+    check_positive("k", k, integer=True)
+    d = X.shape[1]
+    rng = np.random.default_rng(random_state)
+    means = rng.uniform(X.min(axis=0), X.max(axis=0), size=(k, d))
+    precisions = {
+        "full": np.broadcast_to(np.eye(d), (k, d, d)).copy(),
+        "tied": np.eye(d),
+        "diag": np.ones((k, d)),
+        "spherical": np.ones(k),
+    }[get_family(covariance_type).name]
+    return {"weights_init": np.full(k, 1.0 / k), "means_init": means, "precisions_init": precisions}
+
+
+class PlainEM(BaseGaussianMixtureEM):
+    """Plain maximum-likelihood EM (the classic algorithm), for comparison with MAP-EM.
+
+    Parameters are those of :class:`bayes_gmm.MapEM` without the prior, plus ``reg_covar``.
+
+    Parameters
+    ----------
+    k : int
+    reg_covar : float, default=0.0
+        Added to the diagonal of every covariance after each M-step, as in scikit-learn's
+        ``GaussianMixture`` (whose default is 1e-6).  With 0 this is the textbook algorithm.
+
+    Raises
+    ------
+    SingularCovarianceError
+        From ``fit``, when a covariance stops being positive definite: the message names the
+        EM iteration and the component.  ``log_likelihoods_`` then holds the log-likelihood of
+        every iteration until the failure.
+
+    Attributes
+    ----------
+    log_likelihoods_ : ndarray
+        Log-likelihood at the start and after every iteration (of the best run, or until the
+        failure).
+    """
+
+    _objective_name = "log-likelihood"
+
+    def __init__(
+        self,
+        k: int,
+        *,
+        reg_covar: float = 0.0,
+        covariance_type: str = "full",
+        tol: float = 1e-6,
+        max_iter: int = 500,
+        n_init: int = 1,
+        init_params="k-means++",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        chunk_size: int | None = None,
+    ):
+        super().__init__(
+            k,
+            covariance_type=covariance_type,
+            tol=tol,
+            max_iter=max_iter,
+            n_init=n_init,
+            init_params=init_params,
+            weights_init=weights_init,
+            means_init=means_init,
+            precisions_init=precisions_init,
+            random_state=random_state,
+            chunk_size=chunk_size,
+        )
+        self.reg_covar = reg_covar
+
+    def _prepare(self, X, sample_weight):
+        check_positive("reg_covar", self.reg_covar, allow_zero=True)
+
+    def _m_step(self, stats: SufficientStatistics):
+        means, covariances = self._family.ml_step(stats, self.reg_covar)
+        return stats.nk / stats.total_weight, means, covariances
+
+    def _new_params(self, weights, means, covariances) -> GaussianParams:
+        _check_not_singular(self._family.name, covariances)
+        return super()._new_params(weights, means, covariances)
+
+    def _log_prior(self, params: GaussianParams) -> float:
+        return 0.0
+
+    def _fit(self, X, sample_weight):
+        self._failed_history = None
+        try:
+            return super()._fit(X, sample_weight)
+        finally:
+            if self._failed_history is not None:
+                self.log_likelihoods_ = np.asarray(self._failed_history)
+
+    def _store(self, result):
+        super()._store(result)
+        self.log_likelihoods_ = self._history
+        self.log_likelihood_ = float(result.objective)
+
+
+def _check_not_singular(family: str, covariances: np.ndarray) -> None:
+    """The singularity rule of scipy.stats.multivariate_normal, per component."""
+    cov = np.asarray(covariances, dtype=float)
+    if family in ("full", "tied"):
+        stack = cov[None] if family == "tied" else cov
+        for j, c in enumerate(stack):
+            if not np.all(np.isfinite(c)):
+                raise _singular(None if family == "tied" else j, family, "it has non-finite entries")
+            eig = np.linalg.eigvalsh(c)
+            if eig[0] <= _SINGULAR_FACTOR * max(abs(eig[-1]), np.finfo(float).tiny):
+                raise _singular(
+                    None if family == "tied" else j,
+                    family,
+                    f"its eigenvalues range from {eig[0]:.3g} to {eig[-1]:.3g}",
+                )
+    else:
+        var = cov if family == "diag" else cov[:, None]
+        for j, v in enumerate(var):
+            bad = not np.all(np.isfinite(v)) or v.min() <= 0
+            if family == "diag" and not bad:
+                bad = v.min() <= _SINGULAR_FACTOR * v.max()
+            if bad:
+                raise _singular(j, family, f"its variances range from {np.min(v):.3g} to {np.max(v):.3g}")
