@@ -32,7 +32,19 @@ __all__ = [
 ]
 
 # Heavier layers, imported lazily so that ``import bayes_gmm`` never imports PyMC.
-_LAZY = {}
+_LAZY = {
+    # PyMC posterior (bayes_gmm.posterior)
+    "build_model": ".posterior",
+    "sample_posterior": ".posterior",
+    "relabel": ".posterior",
+    # ArviZ diagnostics (bayes_gmm.diagnostics)
+    "compare": ".diagnostics",
+    "to_datatree": ".diagnostics",
+    # model selection and persistence
+    "select": ".selection",
+    "save": ".io",
+    "load": ".io",
+}
 
 
 def __getattr__(name: str):
