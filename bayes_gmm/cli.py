@@ -12,7 +12,7 @@ __all__ = ["main"]
 def _demo(args) -> int:
     from .demo import run_demo
 
-    run_demo(args.out, seed=args.seed)
+    run_demo(args.out, seed=args.seed, echo=print)
     return 0
 
 
