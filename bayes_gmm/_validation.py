@@ -66,12 +66,13 @@ def check_data(X, *, name: str = "X", allow_memmap: bool = True) -> np.ndarray:
                 arr = arr.astype(np.float64)
             except (TypeError, ValueError):
                 raise TypeError(
-                    f"{name} must contain only numbers; it has values that are not numeric."
+                    f"{name} must contain only numbers: float() argument must be a string or a real "
+                    "number, and some cells are neither. Convert or drop the non-numeric columns."
                 ) from None
         if arr.dtype.kind in "biu":
             arr = arr.astype(np.float64)
         elif arr.dtype.kind == "c":
-            raise TypeError(f"{name} is complex; a Gaussian mixture needs real numbers.")
+            raise ValueError(f"Complex data not supported: {name} is complex; a Gaussian mixture needs real numbers.")
         elif arr.dtype.kind != "f":
             raise TypeError(f"{name} must contain numbers, got dtype {arr.dtype}.")
         if arr.dtype not in (np.float32, np.float64):
@@ -80,14 +81,14 @@ def check_data(X, *, name: str = "X", allow_memmap: bool = True) -> np.ndarray:
         if arr.ndim == 1:
             raise ValueError(
                 f"Expected a 2-D array for {name}, got a 1-D array of shape {arr.shape}. "
-                f"Reshape it with {name}.reshape(-1, 1) if it holds one feature, or "
+                f"Reshape your data with {name}.reshape(-1, 1) if it holds one feature, or "
                 f"{name}.reshape(1, -1) if it is a single sample."
             )
         raise ValueError(f"Expected a 2-D array for {name}, got {arr.ndim} dimensions (shape {arr.shape}).")
     if arr.shape[0] == 0:
-        raise ValueError(f"{name} is empty: found array with 0 sample(s) (shape {arr.shape}); a minimum of 1 is required.")
+        raise ValueError(f"{name} is empty: found array with 0 sample(s) (shape={arr.shape}) while a minimum of 1 is required.")
     if arr.shape[1] == 0:
-        raise ValueError(f"{name} has 0 feature(s) (shape {arr.shape}); a minimum of 1 is required.")
+        raise ValueError(f"{name} has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required.")
     check_finite(arr, name)
     return arr
 

@@ -128,6 +128,7 @@ def _weighted_moments(X: np.ndarray, sample_weight: np.ndarray | None):
     diff = X - mean
     denom = total - 1.0 if total > 1.0 else 1.0  # mclust: cov(X) with n - 1
     cov = (diff * w[:, None]).T @ diff / denom
+    cov = 0.5 * (cov + cov.T)
     magnitude2 = (w @ (X * X)) / total  # mean of x_j^2, a scale for constant columns
     return mean, cov, magnitude2
 
@@ -244,7 +245,9 @@ class NIWPrior:
                 raise ValueError(
                     f"psi0 must have shape (d, d) = ({d}, {d}) to match m0, got {psi0.shape}."
                 )
-            if not np.all(np.isfinite(psi0)) or not np.allclose(psi0, psi0.T, rtol=1e-10, atol=0):
+            if not np.all(np.isfinite(psi0)):
+                raise ValueError("psi0 must be a finite symmetric matrix.")
+            if not np.allclose(psi0, psi0.T, rtol=1e-8, atol=1e-12 * np.max(np.abs(psi0))):
                 raise ValueError("psi0 must be a finite symmetric matrix.")
             psi0 = 0.5 * (psi0 + psi0.T)
             try:
