@@ -133,14 +133,21 @@ def _weighted_moments(X: np.ndarray, sample_weight: np.ndarray | None):
     return mean, cov, magnitude2
 
 
+def _is_constant(var: np.ndarray, magnitude2: np.ndarray) -> np.ndarray:
+    """Columns whose variance is no larger than the rounding error of their mean."""
+    tiny = np.finfo(float).tiny / np.finfo(float).eps
+    return (var <= tiny) | (var <= (32.0 * np.finfo(float).eps) ** 2 * magnitude2)
+
+
 def _column_scale2(var: np.ndarray, magnitude2: np.ndarray) -> np.ndarray:
     """A per-column squared scale that is positive even for a constant column.
 
-    A column with zero variance takes ``SCALE_FLOOR * mean(x_j^2)`` (its own magnitude), and a
-    column of zeros ``1``; both scale with the column, so the prior stays equivariant.
+    A column with zero variance (below the rounding error of its mean, ``(32 eps)^2 mean(x_j^2)``)
+    takes ``SCALE_FLOOR * mean(x_j^2)`` (its own magnitude), and a column of zeros ``1``; both
+    scale with the column, so the prior stays equivariant.
     """
     tiny = np.finfo(float).tiny / np.finfo(float).eps
-    scale = np.where(var > tiny, var, SCALE_FLOOR * magnitude2)
+    scale = np.where(_is_constant(var, magnitude2), SCALE_FLOOR * magnitude2, var)
     return np.where(scale > tiny, scale, 1.0)
 
 
@@ -151,12 +158,18 @@ def _positive_definite_scale(cov: np.ndarray, magnitude2: np.ndarray) -> np.ndar
     matrix; ``eps = SCALE_FLOOR``.  Rescaling column ``j`` by ``s_j`` rescales row and column
     ``j`` of the result by ``s_j``, so the fit stays equivariant.
     """
-    scale = np.sqrt(_column_scale2(np.diag(cov).copy(), magnitude2))
+    var = np.diag(cov).copy()
+    scale = np.sqrt(_column_scale2(var, magnitude2))
     corr = cov / np.outer(scale, scale)
     d = cov.shape[0]
+    constant = _is_constant(var, magnitude2)
+    if np.any(constant):  # a constant column is uncorrelated with the others, at its floor scale
+        corr[constant, :] = 0.0
+        corr[:, constant] = 0.0
+        corr[constant, constant] = 1.0
     eig_min = np.linalg.eigvalsh(corr)[0] if d > 0 else 1.0
     if eig_min > SCALE_FLOOR:
-        return cov
+        return corr * np.outer(scale, scale) if np.any(constant) else cov
     # shift the spectrum of the correlation matrix so that its smallest eigenvalue is SCALE_FLOOR
     shift = SCALE_FLOOR - min(eig_min, 0.0)
     corr = corr + shift * np.eye(d)
@@ -337,10 +350,11 @@ class NIWPrior:
             psi0 = factor * _positive_definite_scale(cov, magnitude2)
             nu0 = d + 2.0 if nu0 is None else nu0
             return cls(covariance_type, alpha, mean, kappa0, nu0=nu0, psi0=psi0)
-        var = _column_scale2(np.diag(cov).copy(), magnitude2)
-        mean_var = float(np.mean(np.diag(cov)))
-        if not mean_var > 0:
-            mean_var = float(np.mean(var))
+        raw_var = np.diag(cov).copy()
+        constant = _is_constant(raw_var, magnitude2)
+        mean_var = float(np.mean(np.where(constant, 0.0, raw_var)))
+        if not mean_var > 0:  # every column constant: fall back on their floors
+            mean_var = float(np.mean(_column_scale2(raw_var, magnitude2)))
         b0 = 0.5 * factor * mean_var
         if covariance_type == "diag":
             b0 = np.full(d, b0)
