@@ -1,0 +1,579 @@
+"""ArviZ diagnostics that put the MAP-EM point estimate beside the PyMC posterior.
+
+The posterior (``bayes_gmm.sample_posterior``) is an :class:`xarray.DataTree` whose ``posterior``
+group holds the *relabelled* draws of ``weights`` (component), ``means`` (component, feature) and
+``covariances`` (full: component, feature, feature_bis; tied: feature, feature_bis; diag:
+component, feature; spherical: component).  Everything here reads those three variables and the
+fitted :class:`~bayes_gmm.MapEM`; the statistics themselves come from ``arviz_stats``.
+
+- :func:`to_datatree`: the MAP estimate as a DataTree with the same variable names and dimensions
+  (plus ``chain = draw = 1``), the resolved prior and the log-posterior trace, so that ArviZ
+  functions and plots can take it as a reference.
+- :func:`compare`: one row per parameter entry, MAP beside posterior summaries and MCMC
+  diagnostics, with a short verdict.
+- :func:`predictive_comparison`: held-out log predictive density of the MAP plug-in against the
+  posterior predictive (log of the mean density over draws), per point and summed.
+- :func:`loo_summary`: PSIS-LOO of the posterior with its Pareto-k summary.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy.special import logsumexp
+
+__all__ = [
+    "Comparison",
+    "LooSummary",
+    "PredictiveComparison",
+    "Verdict",
+    "compare",
+    "covariance_type_of",
+    "dense_covariances",
+    "loo_summary",
+    "map_dataset",
+    "mixture_log_density",
+    "predictive_comparison",
+    "to_datatree",
+]
+
+PARAMETERS = ("weights", "means", "covariances")
+SAMPLE_DIMS = ("chain", "draw")
+#: Dimensions of ``covariances`` for each covariance type (the contract of ``bayes_gmm.posterior``).
+COVARIANCE_DIMS = {
+    "full": ("component", "feature", "feature_bis"),
+    "tied": ("feature", "feature_bis"),
+    "diag": ("component", "feature"),
+    "spherical": ("component",),
+}
+PARAMETER_DIMS = {"weights": ("component",), "means": ("component", "feature")}
+_LOG_2PI = np.log(2.0 * np.pi)
+
+
+# ----------------------------------------------------------------------------------------
+# the MAP estimate as a DataTree
+# ----------------------------------------------------------------------------------------
+def _check_fitted(est) -> None:
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(est, ["weights_", "means_", "covariances_"])
+
+
+def _default_coords(k: int, d: int) -> dict[str, np.ndarray]:
+    return {"component": np.arange(k), "feature": np.arange(d), "feature_bis": np.arange(d)}
+
+
+def map_dataset(est, *, coords: dict | None = None, sample_dims: bool = True) -> xr.Dataset:
+    """The MAP estimate of a fitted estimator as an :class:`xarray.Dataset`.
+
+    Variables ``weights``, ``means`` and ``covariances`` with the posterior's dimensions
+    (:data:`COVARIANCE_DIMS`); with ``sample_dims=True`` a leading ``chain = draw = 1`` is added.
+    ``coords`` overrides the default integer coordinates (e.g. the posterior's own).
+    """
+    _check_fitted(est)
+    k, d = np.asarray(est.means_).shape
+    cov_dims = COVARIANCE_DIMS[est.covariance_type]
+    all_coords = _default_coords(k, d)
+    if coords is not None:
+        all_coords.update({name: np.asarray(v) for name, v in coords.items() if name in all_coords})
+    values = {
+        "weights": (PARAMETER_DIMS["weights"], np.asarray(est.weights_, dtype=float)),
+        "means": (PARAMETER_DIMS["means"], np.asarray(est.means_, dtype=float)),
+        "covariances": (cov_dims, np.asarray(est.covariances_, dtype=float)),
+    }
+    used = {dim for dims, _ in values.values() for dim in dims}
+    ds = xr.Dataset(values, coords={name: all_coords[name] for name in used})
+    if sample_dims:
+        ds = ds.expand_dims(chain=[0], draw=[0])
+    return ds
+
+
+def _prior_dataset(prior) -> xr.Dataset:
+    d = prior.n_features
+    data = {"alpha": ((), prior.alpha), "kappa0": ((), prior.kappa0), "m0": (("feature",), prior.m0)}
+    if prior.covariance_type in ("full", "tied"):
+        data.update(nu0=((), prior.nu0), psi0=(("feature", "feature_bis"), np.asarray(prior.psi0)))
+    else:
+        b0 = np.asarray(prior.b0, dtype=float)
+        data.update(a0=((), prior.a0), b0=(("feature",) if b0.ndim else (), b0))
+    coords = {"feature": np.arange(d)}
+    if "psi0" in data:
+        coords["feature_bis"] = np.arange(d)
+    return xr.Dataset(data, coords=coords, attrs={"covariance_type": prior.covariance_type})
+
+
+def to_datatree(est) -> xr.DataTree:
+    """A fitted :class:`~bayes_gmm.MapEM` as an ArviZ :class:`xarray.DataTree`.
+
+    Groups
+    ------
+    ``posterior``
+        The MAP estimate as a single draw (``chain = draw = 1``) of ``weights``, ``means`` and
+        ``covariances``, with the same names and dimensions as the posterior of
+        ``bayes_gmm.sample_posterior``: it can be given to ArviZ functions and plots wherever a
+        reference is wanted.
+    ``prior_parameters``
+        The resolved prior (``alpha``, ``kappa0``, ``m0`` and ``nu0``/``psi0`` or ``a0``/``b0``).
+    ``map_trace``
+        ``log_posterior`` at the start and after every EM iteration (dimension ``iteration``).
+
+    The root's attributes say which estimator and covariance type produced it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayes_gmm import MapEM
+    >>> X = np.random.default_rng(0).normal(size=(200, 2))
+    >>> tree = to_datatree(MapEM(2, random_state=0).fit(X))
+    >>> tree["posterior"]["means"].dims
+    ('chain', 'draw', 'component', 'feature')
+    """
+    _check_fitted(est)
+    groups = {"posterior": map_dataset(est)}
+    prior = getattr(est, "prior_", None)
+    if prior is not None:
+        groups["prior_parameters"] = _prior_dataset(prior)
+    trace = getattr(est, "log_posteriors_", None)
+    if trace is not None:
+        trace = np.asarray(trace, dtype=float)
+        groups["map_trace"] = xr.Dataset(
+            {"log_posterior": (("iteration",), trace)},
+            coords={"iteration": np.arange(trace.shape[0])},
+            attrs={"converged": int(bool(getattr(est, "converged_", False))),
+                   "n_iter": int(getattr(est, "n_iter_", trace.shape[0] - 1))},
+        )
+    tree = xr.DataTree.from_dict(groups)
+    tree.attrs = {
+        "inference_library": "bayes_gmm",
+        "estimator": type(est).__name__,
+        "kind": "MAP estimate (posterior mode)",
+        "covariance_type": est.covariance_type,
+        "n_components": int(np.asarray(est.means_).shape[0]),
+    }
+    return tree
+
+
+# ----------------------------------------------------------------------------------------
+# posterior draws as arrays
+# ----------------------------------------------------------------------------------------
+def covariance_type_of(covariances: xr.DataArray) -> str:
+    """The covariance type implied by the dimensions of a ``covariances`` variable."""
+    dims = tuple(dim for dim in covariances.dims if dim not in SAMPLE_DIMS)
+    for name, want in COVARIANCE_DIMS.items():
+        if dims == want:
+            return name
+    raise ValueError(
+        f"covariances has dimensions {covariances.dims}; expected one of "
+        f"{[SAMPLE_DIMS + v for v in COVARIANCE_DIMS.values()]}."
+    )
+
+
+def dense_covariances(covariances: np.ndarray, covariance_type: str, k: int, d: int) -> np.ndarray:
+    """Dense ``(..., K, d, d)`` covariance matrices from any covariance type's shape.
+
+    Leading axes (e.g. draws) are kept: full ``(..., K, d, d)``, tied ``(..., d, d)``, diag
+    ``(..., K, d)``, spherical ``(..., K)``.
+    """
+    cov = np.asarray(covariances, dtype=float)
+    if covariance_type == "full":
+        return cov
+    if covariance_type == "tied":
+        return np.broadcast_to(cov[..., None, :, :], (*cov.shape[:-2], k, d, d))
+    eye = np.eye(d)
+    if covariance_type == "diag":
+        return cov[..., :, None] * eye
+    if covariance_type == "spherical":
+        return cov[..., None, None] * eye
+    raise ValueError(f"unknown covariance_type {covariance_type!r}.")
+
+
+def _posterior_group(idata, group: str = "posterior") -> xr.Dataset:
+    if isinstance(idata, xr.Dataset):
+        ds = idata
+    else:
+        try:
+            ds = idata[group].to_dataset()
+        except KeyError:
+            raise ValueError(f"idata has no {group!r} group; it has {list(idata.children)}.") from None
+    missing = [name for name in PARAMETERS if name not in ds]
+    if missing:
+        raise ValueError(
+            f"the {group!r} group must hold {list(PARAMETERS)} (bayes_gmm.sample_posterior's "
+            f"names); missing {missing}."
+        )
+    return ds
+
+
+def _stacked_draws(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """weights (S, K), means (S, K, d), dense covariances (S, K, d, d) and the covariance type."""
+    ct = covariance_type_of(ds["covariances"])
+    weights = ds["weights"].transpose(*SAMPLE_DIMS, "component").values
+    means = ds["means"].transpose(*SAMPLE_DIMS, "component", "feature").values
+    cov = ds["covariances"].transpose(*SAMPLE_DIMS, *COVARIANCE_DIMS[ct]).values
+    n_chain, n_draw, k, d = means.shape
+    s = n_chain * n_draw
+    weights = weights.reshape(s, k)
+    means = means.reshape(s, k, d)
+    cov = dense_covariances(cov.reshape(s, *cov.shape[2:]), ct, k, d)
+    return weights, means, cov, ct
+
+
+def mixture_log_density(weights, means, covariances, X, *, chunk_elements: int = 4_000_000) -> np.ndarray:
+    """``log sum_k w_k N(x | mu_k, Sigma_k)`` for every parameter draw and row of ``X``.
+
+    Parameters
+    ----------
+    weights : ndarray (S, K) or (K,)
+    means : ndarray (S, K, d) or (K, d)
+    covariances : ndarray (S, K, d, d) or (K, d, d), dense
+    X : ndarray (n, d)
+
+    Returns
+    -------
+    ndarray of shape (S, n), or (n,) when the parameters have no draw axis.
+    """
+    X = np.asarray(X, dtype=float)
+    single = np.ndim(weights) == 1
+    weights = np.atleast_2d(np.asarray(weights, dtype=float))
+    means = np.asarray(means, dtype=float).reshape(weights.shape[0], *np.shape(means)[-2:])
+    cov = np.asarray(covariances, dtype=float)
+    cov = cov.reshape(weights.shape[0], *cov.shape[-3:])
+    s, k = weights.shape
+    n, d = X.shape
+    if means.shape[-1] != d:
+        raise ValueError(f"X has {d} columns but the parameters have {means.shape[-1]} features.")
+    out = np.empty((s, n))
+    step = max(1, chunk_elements // max(1, k * n * d))
+    with np.errstate(divide="ignore"):
+        log_w = np.log(weights)
+    for lo in range(0, s, step):
+        hi = min(s, lo + step)
+        chol = np.linalg.cholesky(cov[lo:hi])  # (s', K, d, d)
+        logdet = 2.0 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)  # (s', K)
+        diff = X[None, None, :, :] - means[lo:hi, :, None, :]  # (s', K, n, d)
+        z = np.linalg.solve(chol, np.swapaxes(diff, -1, -2))  # (s', K, d, n)
+        maha = np.sum(z * z, axis=-2)  # (s', K, n)
+        log_comp = log_w[lo:hi, :, None] - 0.5 * (d * _LOG_2PI + logdet[..., None] + maha)
+        out[lo:hi] = logsumexp(log_comp, axis=1)
+    return out[0] if single else out
+
+
+# ----------------------------------------------------------------------------------------
+# the comparison table
+# ----------------------------------------------------------------------------------------
+@dataclass
+class Verdict:
+    """Short summary of :func:`compare` (all plain Python values)."""
+
+    n_parameters: int
+    n_draws: int
+    n_chains: int
+    rhat_threshold: float
+    max_rhat: float
+    n_rhat_above: int
+    min_ess_bulk: float
+    min_ess_tail: float
+    ci_prob: float
+    n_map_outside_hdi: int
+    map_outside_hdi: list[str] = field(default_factory=list)
+    n_permuted_draws: int | None = None
+    n_ambiguous_draws: int | None = None
+    n_divergences: int | None = None
+
+    @property
+    def converged(self) -> bool:
+        """Every R-hat at or below the threshold (entries with no spread are ignored)."""
+        return self.n_rhat_above == 0
+
+    def __str__(self) -> str:
+        pct = f"{100 * self.ci_prob:g}%"
+        lines = [
+            f"R-hat: max {self.max_rhat:.4f} over {self.n_parameters} entries; "
+            + ("all <= " if self.converged else f"{self.n_rhat_above} above ")
+            + f"{self.rhat_threshold}.",
+            f"ESS: min bulk {self.min_ess_bulk:.0f}, min tail {self.min_ess_tail:.0f} "
+            f"({self.n_chains} chains x {self.n_draws // max(self.n_chains, 1)} draws).",
+            f"MAP outside the posterior {pct} HDI: {self.n_map_outside_hdi} of {self.n_parameters}"
+            + (f" ({', '.join(self.map_outside_hdi[:8])}{', ...' if self.n_map_outside_hdi > 8 else ''})"
+               if self.n_map_outside_hdi else "")
+            + ".",
+        ]
+        if self.n_permuted_draws is not None:
+            amb = "" if self.n_ambiguous_draws is None else f", {self.n_ambiguous_draws} ambiguous"
+            lines.append(f"Relabelling: {self.n_permuted_draws} of {self.n_draws} draws permuted{amb}.")
+        if self.n_divergences is not None:
+            lines.append(f"Divergences: {self.n_divergences}.")
+        return "\n".join(lines)
+
+
+@dataclass
+class Comparison:
+    """Result of :func:`compare`: ``table`` (one row per parameter entry) and ``verdict``."""
+
+    table: pd.DataFrame
+    verdict: Verdict
+
+    def __str__(self) -> str:
+        return f"{self.verdict}\n\n{self.table.to_string()}"
+
+    def _repr_html_(self) -> str:  # pragma: no cover - notebooks
+        verdict = "<br>".join(str(self.verdict).splitlines())
+        return f"<p>{verdict}</p>" + self.table.to_html(float_format=lambda v: f"{v:.4g}")
+
+
+def _entries(da: xr.DataArray, symmetric: bool):
+    """Yield ``(label, index dict)`` for every entry of ``da`` (upper triangle if symmetric)."""
+    dims = list(da.dims)
+    for idx in np.ndindex(*da.shape):
+        if symmetric and idx[-1] < idx[-2]:
+            continue
+        sel = {dim: da[dim].values[i] for dim, i in zip(dims, idx, strict=True)}
+        label = f"{da.name}[{', '.join(str(v) for v in sel.values())}]" if dims else str(da.name)
+        yield label, dict(zip(dims, idx, strict=True)), sel
+
+
+def compare(
+    est,
+    idata,
+    *,
+    ci_prob: float = 0.94,
+    rhat_threshold: float = 1.01,
+    group: str = "posterior",
+) -> Comparison:
+    """Put the MAP estimate beside the posterior, one row per parameter entry.
+
+    Parameters
+    ----------
+    est : fitted MapEM
+        The point estimate (its ``weights_``, ``means_``, ``covariances_``); its components must be
+        the ones the posterior was relabelled to.
+    idata : DataTree
+        From ``bayes_gmm.sample_posterior``; the ``group`` (default ``posterior``, the relabelled
+        draws) must hold ``weights``, ``means`` and ``covariances``.
+    ci_prob : float, default 0.94
+        Probability of the highest-density interval.
+    rhat_threshold : float, default 1.01
+
+    Returns
+    -------
+    Comparison
+        ``table``: a DataFrame indexed by entry (``weights[k]``, ``means[k, j]``,
+        ``covariances[k, j, l]`` with ``j <= l`` since covariances are symmetric) with columns
+        ``variable``, ``map``, ``mean``, ``sd``, ``hdi_lower``, ``hdi_upper`` (the ``ci_prob``
+        HDI, in ``table.attrs["ci_prob"]``), ``map_in_hdi``, ``map_quantile`` (the fraction of
+        draws below the MAP, ties counted half), ``r_hat``, ``ess_bulk``, ``ess_tail`` and
+        ``mcse_mean``.  Every posterior column is computed by ``arviz_stats`` (``mean``, ``std``,
+        ``hdi``, ``rhat``, ``ess`` bulk/tail, ``mcse`` mean) on the same draws, as its
+        ``summary`` does.  ``verdict``: a :class:`Verdict`.
+    """
+    import arviz_stats  # noqa: F401  (registers the .azstats accessors)
+
+    _check_fitted(est)
+    if not 0 < ci_prob < 1:
+        raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob}.")
+    ds = _posterior_group(idata, group)[list(PARAMETERS)]
+    ct = covariance_type_of(ds["covariances"])
+    if ct != est.covariance_type:
+        raise ValueError(
+            f"the posterior's covariances are {ct!r} but the estimator's covariance_type is "
+            f"{est.covariance_type!r}."
+        )
+    k, d = np.asarray(est.means_).shape
+    if ds.sizes.get("component") != k or ds.sizes.get("feature") != d:
+        raise ValueError(
+            f"the posterior has {ds.sizes.get('component')} components and {ds.sizes.get('feature')} "
+            f"features but the estimator has {k} and {d}."
+        )
+    # the MAP with the posterior's coordinates, dimensions in the posterior's order
+    map_ds = map_dataset(est, coords={name: ds[name].values for name in ds.coords}, sample_dims=False)
+    stats = {
+        "mean": ds.azstats.mean(dim=list(SAMPLE_DIMS)),
+        "sd": ds.azstats.std(dim=list(SAMPLE_DIMS)),
+        "hdi": ds.azstats.hdi(prob=ci_prob, dim=list(SAMPLE_DIMS)),
+        "r_hat": ds.azstats.rhat(sample_dims=list(SAMPLE_DIMS)),
+        "ess_bulk": ds.azstats.ess(sample_dims=list(SAMPLE_DIMS), method="bulk"),
+        "ess_tail": ds.azstats.ess(sample_dims=list(SAMPLE_DIMS), method="tail"),
+        "mcse_mean": ds.azstats.mcse(sample_dims=list(SAMPLE_DIMS), method="mean"),
+    }
+    rows, labels = [], []
+    for name in PARAMETERS:
+        draws = ds[name]
+        param_dims = [dim for dim in draws.dims if dim not in SAMPLE_DIMS]
+        map_da = map_ds[name].transpose(*param_dims)
+        flat = draws.transpose(*SAMPLE_DIMS, *param_dims).values.reshape(-1, *map_da.shape)
+        symmetric = param_dims[-2:] == ["feature", "feature_bis"]
+        for label, idx, sel in _entries(map_da, symmetric):
+            pos = tuple(idx.values())
+            value = float(map_da.values[pos])
+            column = flat[(slice(None), *pos)]
+            lower = float(stats["hdi"][name].sel(sel).sel(ci_bound="lower"))
+            upper = float(stats["hdi"][name].sel(sel).sel(ci_bound="upper"))
+            rows.append({
+                "variable": name,
+                **{dim: sel[dim] for dim in param_dims},
+                "map": value,
+                "mean": float(stats["mean"][name].sel(sel)),
+                "sd": float(stats["sd"][name].sel(sel)),
+                "hdi_lower": lower,
+                "hdi_upper": upper,
+                "map_in_hdi": bool(lower <= value <= upper),
+                "map_quantile": float(np.mean(column < value) + 0.5 * np.mean(column == value)),
+                "r_hat": float(stats["r_hat"][name].sel(sel)),
+                "ess_bulk": float(stats["ess_bulk"][name].sel(sel)),
+                "ess_tail": float(stats["ess_tail"][name].sel(sel)),
+                "mcse_mean": float(stats["mcse_mean"][name].sel(sel)),
+            })
+            labels.append(label)
+    table = pd.DataFrame(rows, index=pd.Index(labels, name="parameter"))
+    order = ["variable", "component", "feature", "feature_bis"]
+    table = table[[c for c in order if c in table] + [c for c in table if c not in order]]
+    for column in order[1:]:
+        if column in table and pd.api.types.is_numeric_dtype(table[column]):
+            table[column] = table[column].astype("Int64")  # NaN where the entry has no such index
+    table.attrs = {"ci_prob": ci_prob, "ci_kind": "hdi", "covariance_type": ct}
+    verdict = _verdict(table, idata, ds, ci_prob, rhat_threshold)
+    return Comparison(table, verdict)
+
+
+def _verdict(table, idata, ds, ci_prob, rhat_threshold) -> Verdict:
+    rhat = table["r_hat"].to_numpy()
+    finite = np.isfinite(rhat)  # entries with no spread (a single weight of 1) have no R-hat
+    outside = table.index[~table["map_in_hdi"].to_numpy()].tolist()
+    n_permuted = n_ambiguous = n_div = None
+    if isinstance(idata, xr.DataTree):
+        if "relabelling" in idata.children:
+            attrs = idata["relabelling"].attrs
+            n_permuted = int(attrs["n_permuted_draws"]) if "n_permuted_draws" in attrs else None
+            n_ambiguous = int(attrs["n_ambiguous_draws"]) if "n_ambiguous_draws" in attrs else None
+        if "sample_stats" in idata.children and "diverging" in idata["sample_stats"]:
+            n_div = int(idata["sample_stats"]["diverging"].values.sum())
+    return Verdict(
+        n_parameters=len(table),
+        n_draws=int(ds.sizes["chain"] * ds.sizes["draw"]),
+        n_chains=int(ds.sizes["chain"]),
+        rhat_threshold=rhat_threshold,
+        max_rhat=float(np.max(rhat[finite])) if finite.any() else float("nan"),
+        n_rhat_above=int(np.sum(rhat[finite] > rhat_threshold)),
+        min_ess_bulk=float(np.nanmin(table["ess_bulk"])) if len(table) else float("nan"),
+        min_ess_tail=float(np.nanmin(table["ess_tail"])) if len(table) else float("nan"),
+        ci_prob=ci_prob,
+        n_map_outside_hdi=len(outside),
+        map_outside_hdi=[str(v) for v in outside],
+        n_permuted_draws=n_permuted,
+        n_ambiguous_draws=n_ambiguous,
+        n_divergences=n_div,
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# predictive comparison on held-out data
+# ----------------------------------------------------------------------------------------
+@dataclass
+class PredictiveComparison:
+    """Result of :func:`predictive_comparison`.
+
+    ``pointwise``: one row per held-out point with ``map`` (log density of the MAP plug-in),
+    ``posterior`` (log of the mean density over draws) and ``difference`` (posterior - map).
+    ``summary``: rows ``map``, ``posterior``, ``difference``; columns ``elpd`` (the sum over
+    points), ``se`` (``sqrt(n) * sd`` of the pointwise values, ``ddof=1``) and ``mean``
+    (per point).
+    """
+
+    pointwise: pd.DataFrame
+    summary: pd.DataFrame
+    n_draws: int
+
+    def __str__(self) -> str:
+        return (f"Held-out log predictive density ({len(self.pointwise)} points, {self.n_draws} draws)\n"
+                + self.summary.to_string(float_format=lambda v: f"{v:.3f}"))
+
+
+def _sum_and_se(values: np.ndarray) -> tuple[float, float, float]:
+    n = values.shape[0]
+    se = float(np.sqrt(n) * np.std(values, ddof=1)) if n > 1 else float("nan")
+    return float(values.sum()), se, float(values.mean())
+
+
+def predictive_comparison(est, idata, X, *, group: str = "posterior") -> PredictiveComparison:
+    """Held-out log predictive density: the MAP plug-in against the posterior predictive.
+
+    For each row ``x_i`` of ``X`` (data *not* used in the fit), ``map_i = log p(x_i | theta_MAP)``
+    and ``posterior_i = log (1/S) sum_s p(x_i | theta_s)`` over all ``S`` draws of ``group``.
+    Both sides use the same points; the densities are computed here from the parameters (dense
+    Cholesky factors), not from the estimator.
+    """
+    _check_fitted(est)
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D array (n, d), got shape {X.shape}.")
+    ds = _posterior_group(idata, group)
+    weights, means, cov, ct = _stacked_draws(ds)
+    k, d = means.shape[1:]
+    if X.shape[1] != d:
+        raise ValueError(f"X has {X.shape[1]} columns but the posterior has {d} features.")
+    map_cov = dense_covariances(np.asarray(est.covariances_), est.covariance_type, *np.asarray(est.means_).shape)
+    map_lpd = mixture_log_density(est.weights_, est.means_, map_cov, X)
+    log_dens = mixture_log_density(weights, means, cov, X)
+    post_lpd = logsumexp(log_dens, axis=0) - np.log(log_dens.shape[0])
+    pointwise = pd.DataFrame({"map": map_lpd, "posterior": post_lpd, "difference": post_lpd - map_lpd})
+    pointwise.index.name = "point"
+    summary = pd.DataFrame(
+        [_sum_and_se(pointwise[c].to_numpy()) for c in ("map", "posterior", "difference")],
+        index=["map", "posterior", "difference"],
+        columns=["elpd", "se", "mean"],
+    )
+    return PredictiveComparison(pointwise, summary, n_draws=int(log_dens.shape[0]))
+
+
+# ----------------------------------------------------------------------------------------
+# PSIS-LOO
+# ----------------------------------------------------------------------------------------
+@dataclass
+class LooSummary:
+    """PSIS-LOO of the posterior (``loo``, from ``arviz_stats.loo``) and its Pareto-k table.
+
+    ``pareto_k``: rows ``good`` (k <= ``good_k``), ``bad`` (``good_k`` < k <= 1) and
+    ``very bad`` (k > 1), columns ``count`` and ``percent``.
+    """
+
+    loo: object
+    pareto_k: pd.DataFrame
+    good_k: float
+
+    @property
+    def elpd(self) -> float:
+        return float(self.loo.elpd)
+
+    @property
+    def se(self) -> float:
+        return float(self.loo.se)
+
+    def __str__(self) -> str:
+        return f"{self.loo}\n\nPareto k (good <= {self.good_k:.2f}):\n{self.pareto_k.to_string()}"
+
+
+def loo_summary(idata, *, var_name: str | None = None) -> LooSummary:
+    """PSIS-LOO (``arviz_stats.loo``, pointwise) with a Pareto-k summary.
+
+    ArviZ's warning about large Pareto k is not repeated: the ``pareto_k`` table and
+    ``loo.warning`` carry it.
+    """
+    import arviz_stats
+
+    if "log_likelihood" not in idata.children:
+        raise ValueError("idata has no log_likelihood group (bayes_gmm.sample_posterior adds it).")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto", category=UserWarning)
+        result = arviz_stats.loo(idata, pointwise=True, var_name=var_name)
+    k = np.asarray(result.pareto_k).ravel()
+    good_k = float(result.good_k)
+    counts = np.array([np.sum(k <= good_k), np.sum((k > good_k) & (k <= 1.0)), np.sum(k > 1.0)])
+    table = pd.DataFrame(
+        {"count": counts, "percent": 100.0 * counts / max(k.size, 1)},
+        index=pd.Index(["good", "bad", "very bad"], name="pareto_k"),
+    )
+    return LooSummary(result, table, good_k)
