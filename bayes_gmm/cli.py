@@ -1,14 +1,350 @@
-"""Command line: ``bayes-gmm demo`` (more commands build on it)."""
+"""Command line: ``bayes-gmm demo | fit | select | predict | posterior``.
+
+Every data command reads a CSV of numbers (with or without a header row; ``--columns`` picks
+columns) and reports a bad input on one line of stderr with a non-zero exit status, never a
+traceback (``--traceback`` shows it, for bug reports).
+"""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import re
 import sys
+import warnings
 from pathlib import Path
 
-__all__ = ["main"]
+import numpy as np
+
+__all__ = ["CLIError", "main", "build_parser", "read_data", "parse_k_range"]
+
+#: Cells read as missing values (compared case-insensitively, after stripping blanks).
+MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
+_COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 
+class CLIError(Exception):
+    """A bad input, reported on one line without a traceback."""
+
+
+# ----------------------------------------------------------------------------------------
+# reading a CSV of numbers
+# ----------------------------------------------------------------------------------------
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _line_numbers(path: Path, delimiter: str) -> list[int]:
+    """File line of every non-blank CSV record (only computed to word an error)."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        lines = []
+        start = 1
+        for record in reader:
+            if len(record) > 1 or (record and record[0].strip()):
+                lines.append(start)
+            start = reader.line_num + 1
+    return lines
+
+
+def _list(items, limit: int = 10) -> str:
+    items = [str(i) for i in items]
+    shown = ", ".join(items[:limit])
+    return shown + (f" (and {len(items) - limit} more)" if len(items) > limit else "")
+
+
+def _select_columns(names: list[str], spec: str | None, has_header: bool, path: Path) -> list[int]:
+    n = len(names)
+    if spec is None:
+        return list(range(n))
+    chosen: list[int] = []
+    for token in (t.strip() for t in spec.split(",")):
+        if not token:
+            raise CLIError(f"--columns {spec!r} has an empty entry.")
+        if has_header and token in names:
+            if names.count(token) > 1:
+                raise CLIError(f"{path}: the header has several columns named {token!r}; choose them by position.")
+            idx = [names.index(token)]
+        elif re.fullmatch(r"\d+(-\d+)?", token):
+            lo, _, hi = token.partition("-")
+            lo, hi = int(lo), int(hi or lo)
+            if lo < 1 or hi > n or lo > hi:
+                raise CLIError(
+                    f"--columns: position {token} is outside 1-{n} ({path} has {n} columns; "
+                    "positions count from 1)."
+                )
+            idx = list(range(lo - 1, hi))
+        else:
+            where = f"columns: {_list(names)}" if has_header else "it has no header row, so give positions from 1"
+            raise CLIError(f"--columns: no column {token!r} in {path} ({where}).")
+        for i in idx:
+            if i in chosen:
+                raise CLIError(f"--columns names column {names[i]!r} twice.")
+            chosen.append(i)
+    return chosen
+
+
+def read_data(
+    path: str | Path,
+    columns: str | None = None,
+    header: bool | None = None,
+    delimiter: str = ",",
+) -> tuple[np.ndarray, list[str], bool]:
+    """Read a CSV of numbers for the command line.
+
+    Parameters
+    ----------
+    path : str or Path
+    columns : str, optional
+        Comma-separated column names (with a header) or 1-based positions and ranges
+        (``"1,3-5"``); default: every column.
+    header : bool or None
+        Whether the first row is a header; None guesses: it is one when any of its cells is
+        neither a number nor a missing-value marker.
+    delimiter : str
+
+    Returns
+    -------
+    X : ndarray of shape (n_rows, n_columns)
+    names : list of str
+        The chosen columns' names (``x1, x2, ...`` by position without a header).
+    has_header : bool
+
+    Raises
+    ------
+    CLIError
+        For a missing or empty file, a malformed CSV, a non-numeric cell, a missing value
+        (naming its lines and columns) or an infinite value.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise CLIError(f"no such file: {path}")
+    if path.is_dir():
+        raise CLIError(f"{path} is a folder, not a CSV file.")
+    try:
+        raw = pd.read_csv(
+            path,
+            header=None,
+            dtype=str,
+            keep_default_na=False,
+            sep=delimiter,
+            skipinitialspace=True,
+            skip_blank_lines=True,
+            encoding="utf-8",
+        )
+    except pd.errors.EmptyDataError:
+        raise CLIError(f"{path} is empty: it has no rows to read.") from None
+    except pd.errors.ParserError as exc:
+        detail = str(exc).strip().splitlines()[-1]
+        detail = re.sub(r"^Error tokenizing data\. C error: ", "", detail)
+        raise CLIError(f"{path} is not a well-formed CSV: {detail}") from None
+    except UnicodeDecodeError:
+        raise CLIError(f"{path} is not UTF-8 text; is it a CSV file?") from None
+    if raw.shape[0] == 0 or raw.shape[1] == 0:
+        raise CLIError(f"{path} is empty: it has no rows to read.")
+
+    first = [("" if isinstance(c, float) else str(c)).strip() for c in raw.iloc[0]]
+    if header is None:
+        header = any(c.lower() not in MISSING_MARKERS and not _is_number(c) for c in first)
+    if header:
+        names = [c if c else f"x{i + 1}" for i, c in enumerate(first)]
+        body = raw.iloc[1:]
+    else:
+        names = [f"x{i + 1}" for i in range(raw.shape[1])]
+        body = raw
+    chosen = _select_columns(names, columns, header, path)
+    if body.shape[0] == 0:
+        raise CLIError(f"{path} has a header row but no data rows.")
+    body = body.iloc[:, chosen]
+    names = [names[i] for i in chosen]
+
+    cells = body.apply(lambda s: s.str.strip()).fillna("")
+    missing = cells.apply(lambda s: s.str.lower().isin(MISSING_MARKERS)).to_numpy()
+    values = cells.apply(lambda s: pd.to_numeric(s, errors="coerce")).to_numpy(dtype=float)
+    offset = 1 if header else 0
+
+    def lines_of(rows: np.ndarray) -> list[int]:
+        line_of = _line_numbers(path, delimiter)
+        return [line_of[r + offset] if r + offset < len(line_of) else r + offset + 1 for r in rows]
+
+    non_numeric = np.isnan(values) & ~missing
+    if non_numeric.any():
+        rows, cols = np.nonzero(non_numeric)
+        line = lines_of(rows[:1])[0]
+        more = f" ({rows.size} non-numeric cells in all)" if rows.size > 1 else ""
+        hint = "" if header or columns else "; if the first row is a header, pass --header"
+        raise CLIError(
+            f"{path}: non-numeric value {cells.iat[rows[0], cols[0]]!r} at line {line}, column "
+            f"{names[cols[0]]!r}{more}; keep only numeric columns with --columns{hint}."
+        )
+    if missing.any():
+        bad_rows = np.flatnonzero(missing.any(axis=1))
+        bad_cols = [names[j] for j in np.flatnonzero(missing.any(axis=0))]
+        raise CLIError(
+            f"{path}: {int(missing.sum())} missing value(s) at line(s) {_list(lines_of(bad_rows))} "
+            f"in column(s) {_list(bad_cols)}; remove or impute those rows first."
+        )
+    infinite = ~np.isfinite(values)
+    if infinite.any():
+        rows, cols = np.nonzero(infinite)
+        line = lines_of(rows[:1])[0]
+        raise CLIError(
+            f"{path}: infinite value at line {line}, column {names[cols[0]]!r}; remove or clip it."
+        )
+    return values, names, bool(header)
+
+
+def parse_k_range(text: str) -> list[int]:
+    """``"1-9"``, ``"2,3,5"`` or ``"1-4,8"`` -> sorted distinct integers >= 1."""
+    out: set[int] = set()
+    for token in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", token)
+        if not match:
+            raise argparse.ArgumentTypeError(
+                f"invalid k {text!r}: use a range like 1-9, a list like 2,3,5, or both (1-4,8)."
+            )
+        lo = int(match.group(1))
+        hi = int(match.group(2) or lo)
+        if lo < 1 or hi < lo:
+            raise argparse.ArgumentTypeError(f"invalid k range {token.strip()!r}: need 1 <= low <= high.")
+        out.update(range(lo, hi + 1))
+    return sorted(out)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _covariance_types(text: str) -> list[str]:
+    if text.strip() == "all":
+        return list(_COVARIANCE_TYPES)
+    types = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in types if t not in _COVARIANCE_TYPES]
+    if bad or not types:
+        raise argparse.ArgumentTypeError(
+            f"unknown covariance type(s) {bad or [text]}: choose from {', '.join(_COVARIANCE_TYPES)} or 'all'."
+        )
+    return list(dict.fromkeys(types))
+
+
+# ----------------------------------------------------------------------------------------
+# writing results
+# ----------------------------------------------------------------------------------------
+def _out_dir(path: str) -> Path:
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out} exists and is not a folder.")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _memberships(est, X, names):
+    import pandas as pd
+
+    Xin = pd.DataFrame(X, columns=list(est.feature_names_in_)) if hasattr(est, "feature_names_in_") else X
+    proba = est.predict_proba(Xin)
+    table = pd.DataFrame({"row": np.arange(1, X.shape[0] + 1), "label": np.argmax(proba, axis=1)})
+    for j in range(proba.shape[1]):
+        table[f"prob_{j}"] = proba[:, j]
+    return table
+
+
+def _dense_covariances(est) -> np.ndarray:
+    from .plotting import _covariance_matrices
+
+    return np.asarray(_covariance_matrices(est))
+
+
+def _write_parameters(est, names, out: Path) -> list[Path]:
+    import pandas as pd
+
+    k, d = est.means_.shape
+    params = pd.DataFrame({"component": np.arange(k), "weight": est.weights_})
+    for j, name in enumerate(names):
+        params[f"mean_{name}"] = est.means_[:, j]
+    cov = _dense_covariances(est)
+    rows = [
+        {"component": c, "row": names[i], "column": names[j], "covariance": cov[c, i, j]}
+        for c in range(k)
+        for i in range(d)
+        for j in range(d)
+    ]
+    p1, p2 = out / "parameters.csv", out / "covariances.csv"
+    params.to_csv(p1, index=False)
+    pd.DataFrame(rows).to_csv(p2, index=False)
+    return [p1, p2]
+
+
+def _figure_clusters(est, X, names, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    from .plotting import plot_clusters
+
+    d = X.shape[1]
+    pairs = [(i, j) for i in range(min(d, 4)) for j in range(i + 1, min(d, 4))] or [(0, 0)]
+    ncols = min(3, len(pairs))
+    nrows = -(-len(pairs) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.8 * ncols, 4.2 * nrows), squeeze=False)
+    for ax, (i, j) in zip(axes.ravel(), pairs, strict=False):
+        with warnings.catch_warnings():  # plot_clusters predicts on the bare array
+            warnings.filterwarnings("ignore", message="X does not have valid feature names")
+            plot_clusters(est, X, ax=ax, dims=(i, j) if d > 1 else (0, 1))
+        ax.set_xlabel(names[i])
+        ax.set_ylabel(names[j] if d > 1 else "density")
+    for ax in axes.ravel()[len(pairs):]:
+        ax.set_visible(False)
+    fig.suptitle(f"MAP-EM, k={est.k}, {est.covariance_type} covariances: 1- and 2-sd ellipses")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _figure_history(est, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    ax.plot(np.arange(len(est.log_posteriors_)), est.log_posteriors_, marker=".")
+    ax.set_xlabel("EM iteration")
+    ax.set_ylabel("log-posterior")
+    ax.set_title("MAP-EM climbs the log-posterior")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _frame(X, names, has_header):
+    import pandas as pd
+
+    return pd.DataFrame(X, columns=names) if has_header else X
+
+
+# ----------------------------------------------------------------------------------------
+# commands
+# ----------------------------------------------------------------------------------------
 def _demo(args) -> int:
     from .demo import run_demo
 
@@ -16,24 +352,331 @@ def _demo(args) -> int:
     return 0
 
 
+def _fit(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .covariance import get_family
+    from .io import save
+    from .map_em import MapEM
+
+    X, names, has_header = read_data(args.data, args.columns, args.header, args.delimiter)
+    out = _out_dir(args.out)
+    est = MapEM(
+        args.k,
+        covariance_type=args.covariance_type,
+        prior_strength=args.prior_strength,
+        alpha=args.alpha,
+        n_init=args.n_init,
+        max_iter=args.max_iter,
+        tol=args.tol,
+        random_state=args.seed,
+    ).fit(_frame(X, names, has_header))
+    written = [save(est, out / "model.json")]
+    written += _write_parameters(est, names, out)
+    labels = _memberships(est, X, names)
+    labels.to_csv(out / "labels.csv", index=False)
+    written.append(out / "labels.csv")
+    written.append(_figure_clusters(est, X, names, out / "clusters.png"))
+    written.append(_figure_history(est, out / "log_posterior.png"))
+    counts = np.bincount(labels["label"].to_numpy(), minlength=args.k)
+    # BIC from score_samples: MapEM.bic re-validates an already converted array and warns
+    # about feature names when the model was fitted on a DataFrame
+    n_parameters = get_family(est.covariance_type).n_parameters(est.k, X.shape[1])
+    bic = -2.0 * float(np.sum(est.score_samples(_frame(X, names, has_header)))) + n_parameters * np.log(X.shape[0])
+    print(
+        f"MAP-EM, k={args.k}, {args.covariance_type}: {X.shape[0]} rows x {X.shape[1]} columns "
+        f"({', '.join(names)}); {'converged' if est.converged_ else 'NOT converged'} after "
+        f"{est.n_iter_} iterations; log-posterior {est.log_posterior_:.6g}; BIC {bic:.6g}."
+    )
+    print(f"rows per component: {', '.join(str(c) for c in counts)}")
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def _select(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .io import save
+    from .selection import select
+
+    X, names, has_header = read_data(args.data, args.columns, args.header, args.delimiter)
+    out = _out_dir(args.out)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    result = select(
+        _frame(X, names, has_header),
+        k=args.k,
+        covariance_types=args.covariance_types,
+        criterion=args.criterion,
+        n_init=args.n_init,
+        random_state=args.seed,
+        n_jobs=args.jobs,
+        progress=progress,
+        prior_strength=args.prior_strength,
+        alpha=args.alpha,
+    )
+    written = [out / "selection.csv"]
+    result.table.to_csv(written[0], index=False)
+    for criterion in ("bic", "icl"):
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        result.plot(ax=ax, criterion=criterion)
+        fig.tight_layout()
+        path = out / f"{criterion}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    written.append(save(result.best_estimator_, out / "best_model.json"))
+    table = result.table
+    failed = table[table["error"].notna()]
+    show = table.sort_values(args.criterion).head(5)[
+        ["k", "covariance_type", "log_likelihood", "n_parameters", "bic", "icl", "converged"]
+    ]
+    best = result.best_params_
+    print(f"best by {args.criterion.upper()}: k={best['k']}, covariance_type={best['covariance_type']}")
+    print(show.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    if len(failed):
+        print(f"{len(failed)} fit(s) failed; their reasons are in the 'error' column of selection.csv")
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def _predict(args) -> int:
+    from .io import load
+
+    est = load(args.model)
+    model_names = list(getattr(est, "feature_names_in_", []))
+    d = est.n_features_in_
+    columns = args.columns
+    if columns is None and model_names:
+        # a header with the model's column names picks them, in the model's order
+        _, names, has_header = read_data(args.data, None, args.header, args.delimiter)
+        if has_header:
+            absent = [n for n in model_names if n not in names]
+            if absent:
+                raise CLIError(
+                    f"{args.data} has no column(s) {_list(absent)} that the model was fitted on; "
+                    "choose the columns with --columns."
+                )
+            columns = ",".join(model_names)
+    X, names, _ = read_data(args.data, columns, args.header, args.delimiter)
+    if X.shape[1] != d:
+        raise CLIError(
+            f"the model was fitted on {d} column(s) but {args.data} gives {X.shape[1]}; "
+            "choose the columns with --columns."
+        )
+    table = _memberships(est, X, names)
+    if args.out in (None, "-"):
+        table.to_csv(sys.stdout, index=False)
+    else:
+        out = Path(args.out)
+        if out.parent and not out.parent.exists():
+            out.parent.mkdir(parents=True)
+        table.to_csv(out, index=False)
+        print(f"wrote {out} ({X.shape[0]} rows)")
+    return 0
+
+
+def _posterior_available() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("bayes_gmm.posterior") is not None and find_spec("bayes_gmm.diagnostics") is not None
+
+
+def _posterior(args) -> int:
+    raise CLIError("the posterior command is not available yet (bayes_gmm.posterior has not landed).")
+
+
+# ----------------------------------------------------------------------------------------
+# the parser
+# ----------------------------------------------------------------------------------------
+def _data_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("reading the CSV")
+    group.add_argument(
+        "--columns",
+        metavar="COLS",
+        help="columns to use, comma-separated: header names (a,b,c) or positions counted from 1, "
+        "ranges allowed (1,3-5); default: every column",
+    )
+    group.add_argument(
+        "--header",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="whether the first row holds column names (default: guessed, a first row with any "
+        "cell that is not a number is a header)",
+    )
+    group.add_argument("--delimiter", default=",", help="field separator (default: ',')")
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("the model")
+    group.add_argument(
+        "--prior-strength",
+        type=_positive_float,
+        default=1.0,
+        help="factor on the prior's covariance scale: 1 is mclust's default prior, larger gives "
+        "wider, smoother components, smaller approaches maximum likelihood (default: 1)",
+    )
+    group.add_argument(
+        "--alpha",
+        type=float,
+        default=None,
+        help="Dirichlet concentration of the weights, >= 1 (default: 2, one pseudo-observation per "
+        "component, so no weight reaches zero; 1 is mclust's flat choice)",
+    )
+    group.add_argument(
+        "--n-init", type=_positive_int, default=1,
+        help="initialisations per fit; the highest log-posterior is kept (default: 1)",
+    )
+    group.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same results (default: 0)")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--traceback", action="store_true", help="on an error, show the full Python traceback")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors on one line (the usage itself is one ``--help`` away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bayes-gmm",
         description="Gaussian mixtures that never die of a singular covariance (MAP-EM).",
+        epilog="Run 'bayes-gmm COMMAND --help' for the options of each command.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
     demo = sub.add_parser("demo", help="run the seed-problem story end to end",
                           description="Plain EM fails on the seed problem; MAP-EM does not. Writes figures to --out.")
     demo.add_argument("--out", default="demo_output", help="output folder (created if missing; default: demo_output)")
     demo.add_argument("--seed", type=int, default=0, help="seed of the classic random start (default: 0)")
     demo.set_defaults(func=_demo)
+
+    fit = sub.add_parser(
+        "fit",
+        help="fit a MAP-EM mixture to a CSV file",
+        description="Fit a Gaussian mixture by MAP-EM to the rows of a CSV file of numbers and write, "
+        "into --out: model.json (the saved model, for 'bayes-gmm predict'), parameters.csv "
+        "(weights and means), covariances.csv (one row per component and matrix entry), "
+        "labels.csv (most probable component and membership probabilities of every row), "
+        "clusters.png and log_posterior.png.",
+    )
+    fit.add_argument("data", help="CSV file, one row per observation")
+    fit.add_argument("--k", type=_positive_int, required=True, help="number of components (required)")
+    fit.add_argument(
+        "--covariance-type", choices=_COVARIANCE_TYPES, default="full",
+        help="full: one covariance matrix per component; tied: one shared matrix; diag: diagonal "
+        "per component; spherical: one variance per component (default: full)",
+    )
+    fit.add_argument("--out", default="fit_output", help="output folder, created if missing (default: fit_output)")
+    fit.add_argument("--max-iter", type=_positive_int, default=500, help="EM iterations at most (default: 500)")
+    fit.add_argument("--tol", type=_positive_float, default=1e-6,
+                     help="stop when the relative change of the log-posterior is below this (default: 1e-6)")
+    _model_options(fit)
+    _data_options(fit)
+    _common(fit)
+    fit.set_defaults(func=_fit)
+
+    sel = sub.add_parser(
+        "select",
+        help="choose the number of components and the covariance type (BIC/ICL table)",
+        description="Fit MAP-EM for every number of components in --k and every covariance type, "
+        "as mclust does, and write into --out: selection.csv (one row per fit: k, covariance "
+        "type, log-likelihood, log-posterior, number of parameters, BIC, ICL, AIC, converged, "
+        "error), bic.png and icl.png (one line per covariance type; lower is better) and "
+        "best_model.json (the best fit, for 'bayes-gmm predict').",
+    )
+    sel.add_argument("data", help="CSV file, one row per observation")
+    sel.add_argument("--k", type=parse_k_range, default=parse_k_range("1-9"),
+                     help="numbers of components to try: a range (1-9), a list (2,3,5) or both (default: 1-9)")
+    sel.add_argument("--covariance-types", type=_covariance_types, default=list(_COVARIANCE_TYPES), metavar="TYPES",
+                     help="comma-separated covariance types among full, tied, diag, spherical, or 'all' (default: all)")
+    sel.add_argument("--criterion", choices=("bic", "icl", "aic"), default="bic",
+                     help="criterion that picks the best model, lower is better (default: bic)")
+    sel.add_argument("--out", default="select_output", help="output folder, created if missing (default: select_output)")
+    sel.add_argument("--jobs", type=int, default=1, help="fits run in parallel (joblib); -1 uses every core (default: 1)")
+    sel.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="show a progress bar on stderr (default: when stderr is a terminal)")
+    _model_options(sel)
+    _data_options(sel)
+    _common(sel)
+    sel.set_defaults(func=_select)
+
+    pred = sub.add_parser(
+        "predict",
+        help="label new rows with a saved model",
+        description="Load a model saved by 'bayes-gmm fit' or 'select' (model.json) and write, for "
+        "every row of the CSV, its 1-based row number, its most probable component (label, from 0) "
+        "and its membership probabilities prob_0, prob_1, ... as CSV, to stdout or --out. With a "
+        "header, the columns the model was fitted on are picked by name.",
+    )
+    pred.add_argument("model", help="model file written by 'bayes-gmm fit' (model.json) or 'select' (best_model.json)")
+    pred.add_argument("data", help="CSV file with the new rows")
+    pred.add_argument("--out", default=None, help="output CSV file (default: stdout)")
+    _data_options(pred)
+    _common(pred)
+    pred.set_defaults(func=_predict)
+
+    if _posterior_available():
+        _add_posterior(sub)
     return parser
 
 
+def _add_posterior(sub) -> None:
+    post = sub.add_parser(
+        "posterior",
+        help="sample the full posterior with PyMC and compare it with MAP-EM",
+        description="Not available yet.",
+    )
+    post.add_argument("data", help="CSV file, one row per observation")
+    _common(post)
+    post.set_defaults(func=_posterior)
+
+
+# ----------------------------------------------------------------------------------------
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 success, 1 bad input, 2 bad usage)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    return args.func(args)
+    prog = f"bayes-gmm {args.command}"
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        print(f"{prog}: warning: {_one_line(message)}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning
+        try:
+            return int(args.func(args) or 0)
+        except BrokenPipeError:  # e.g. piped into `head`: stop quietly, as Unix tools do
+            import os
+
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 1
+        except KeyboardInterrupt:
+            print(f"{prog}: interrupted", file=sys.stderr)
+            return 130
+        except Exception as exc:
+            if getattr(args, "traceback", False):
+                raise
+            expected = isinstance(exc, (CLIError, ValueError, TypeError, OSError))
+            hint = "" if expected else " (rerun with --traceback for details)"
+            kind = "" if isinstance(exc, (CLIError, ValueError, OSError)) else f"{type(exc).__name__}: "
+            print(f"{prog}: error: {kind}{_one_line(exc)}{hint}", file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":  # pragma: no cover
