@@ -390,15 +390,10 @@ def compare(
         )
     # the MAP with the posterior's coordinates, dimensions in the posterior's order
     map_ds = map_dataset(est, coords={name: ds[name].values for name in ds.coords}, sample_dims=False)
-    stats = {
-        "mean": ds.azstats.mean(dim=list(SAMPLE_DIMS)),
-        "sd": ds.azstats.std(dim=list(SAMPLE_DIMS)),
-        "hdi": ds.azstats.hdi(prob=ci_prob, dim=list(SAMPLE_DIMS)),
-        "r_hat": ds.azstats.rhat(sample_dims=list(SAMPLE_DIMS)),
-        "ess_bulk": ds.azstats.ess(sample_dims=list(SAMPLE_DIMS), method="bulk"),
-        "ess_tail": ds.azstats.ess(sample_dims=list(SAMPLE_DIMS), method="tail"),
-        "mcse_mean": ds.azstats.mcse(sample_dims=list(SAMPLE_DIMS), method="mean"),
-    }
+    # an entry with no spread (the weight of a single component) has no R-hat, ESS or MCSE:
+    # NaN, without NumPy's division warnings
+    with np.errstate(invalid="ignore", divide="ignore"):
+        stats = _posterior_statistics(ds, ci_prob)
     rows, labels = [], []
     for name in PARAMETERS:
         draws = ds[name]
@@ -437,6 +432,20 @@ def compare(
     table.attrs = {"ci_prob": ci_prob, "ci_kind": "hdi", "covariance_type": ct}
     verdict = _verdict(table, idata, ds, ci_prob, rhat_threshold)
     return Comparison(table, verdict)
+
+
+def _posterior_statistics(ds: xr.Dataset, ci_prob: float) -> dict[str, xr.Dataset]:
+    """The statistics ``arviz_stats.summary`` computes, with the same accessors, unrounded."""
+    dims = list(SAMPLE_DIMS)
+    return {
+        "mean": ds.azstats.mean(dim=dims),
+        "sd": ds.azstats.std(dim=dims),
+        "hdi": ds.azstats.hdi(prob=ci_prob, dim=dims),
+        "r_hat": ds.azstats.rhat(sample_dims=dims),
+        "ess_bulk": ds.azstats.ess(sample_dims=dims, method="bulk"),
+        "ess_tail": ds.azstats.ess(sample_dims=dims, method="tail"),
+        "mcse_mean": ds.azstats.mcse(sample_dims=dims, method="mean"),
+    }
 
 
 def _verdict(table, idata, ds, ci_prob, rhat_threshold) -> Verdict:

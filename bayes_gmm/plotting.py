@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "assignment_uncertainty",
     "plot_chains",
     "plot_clusters",
     "plot_density",
