@@ -1,0 +1,975 @@
+"""The full posterior of the MAP-EM model, sampled with PyMC (nutpie or PyMC's NUTS).
+
+The PyMC model uses *exactly* the prior that :class:`~bayes_gmm.MapEM` resolved (its ``prior_``;
+see ``MATH.md``): Dirichlet weights, normal-inverse-Wishart (full, tied) or normal-inverse-gamma
+(diag, spherical) means and covariances.  Its free variables are the mixture parameters
+themselves, in scikit-learn's shapes::
+
+    weights      (component,)                       Dirichlet(alpha)
+    covariances  (component, feature, feature_bis)  full:      InvWishart(nu0, Psi0)
+                 (feature, feature_bis)             tied:      InvWishart(nu0, Psi0)
+                 (component, feature)               diag:      InvGamma(a0, b0_j)
+                 (component,)                       spherical: InvGamma(a0, b0)
+    means        (component, feature)               N(m0, Sigma_k / kappa0)
+    x            (obs, feature)                     sum_k pi_k N(x | mu_k, Sigma_k)  (marginalised)
+
+so the model's log density *without* Jacobian (``model.compile_logp(jacobian=False)``) is, term
+for term, MAP-EM's objective :func:`bayes_gmm.log_posterior`.
+
+The inverse-Wishart has its own normalised log density on the covariance matrix; NUTS moves in
+Bartlett coordinates through a transform with an explicit Jacobian: with ``R`` a fixed lower
+triangular matrix (the Cholesky factor of the MAP precision), ``Sigma^{-1} = (R A)(R A)^T`` and
+the unconstrained vector holds ``log A_jj`` and the ``A_ij`` below the diagonal.  With ``R`` the
+Cholesky factor of ``Psi0^{-1}`` these are exactly the Bartlett variables of ``MATH.md``; anchoring
+``R`` at the MAP estimate (and the means at the MAP means, scaled by their posterior spread) only
+changes the coordinates NUTS moves in, not the density, and makes the posterior close to a
+standard normal there.  Chains start at the MAP-EM solution without jitter.
+
+Label switching: every draw is relabelled to MAP-EM's components by optimal assignment
+(:func:`scipy.optimize.linear_sum_assignment`) on the Kullback-Leibler divergence between each
+draw's components and MAP-EM's (:func:`relabel`).
+
+This module imports PyMC; ``import bayes_gmm`` does not import it.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+from collections.abc import Mapping
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+import xarray as xr
+from pymc.logprob.transforms import Transform
+from scipy.optimize import linear_sum_assignment
+from scipy.special import logsumexp
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+
+from ._validation import check_data, check_positive
+from .map_em import MapEM, log_posterior
+
+__all__ = [
+    "build_model",
+    "posterior_membership",
+    "posterior_predictive_density",
+    "relabel",
+    "sample_posterior",
+    "sample_posterior_predictive",
+]
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+_SAMPLERS = ("nutpie", "pymc")
+_COV_DIMS = {
+    "full": ("component", "feature", "feature_bis"),
+    "tied": ("feature", "feature_bis"),
+    "diag": ("component", "feature"),
+    "spherical": ("component",),
+}
+#: Floats per block of the (draws x rows x components x features) arrays built after sampling.
+_BLOCK_FLOATS = 1 << 22
+
+
+# ----------------------------------------------------------------------------------------
+# input checks
+# ----------------------------------------------------------------------------------------
+def _check_estimator(est) -> MapEM:
+    if not isinstance(est, MapEM):
+        raise TypeError(f"est must be a fitted bayes_gmm.MapEM, got {type(est).__name__}.")
+    try:
+        check_is_fitted(est)
+    except NotFittedError:
+        raise ValueError(
+            "est is not fitted: call est.fit(X) first; the posterior is built around MAP-EM's "
+            "prior and solution."
+        ) from None
+    return est
+
+
+def _check_X(est: MapEM, X) -> np.ndarray:
+    """X as a float64 array with the estimator's columns (names checked as in predict)."""
+    return np.asarray(est._validate_X(X, reset=False), dtype=np.float64)
+
+
+def _feature_labels(est: MapEM, d: int) -> list:
+    names = getattr(est, "feature_names_in_", None)
+    return [str(v) for v in names] if names is not None else list(range(d))
+
+
+# ----------------------------------------------------------------------------------------
+# transforms (value in constrained space; NUTS moves in the unconstrained one)
+# ----------------------------------------------------------------------------------------
+class PrecisionCholeskyTransform(Transform):
+    r"""Covariance matrix <-> packed log-Cholesky factor of its precision, relative to ``R``.
+
+    ``backward``: ``u`` (..., d(d+1)/2) -> lower triangular ``A`` (exponentiated diagonal, packed
+    row-major as :func:`numpy.tril_indices`) -> ``B = R A`` -> ``Sigma = (B B^T)^{-1}``.
+
+    With ``i = 1..d``, the log Jacobian of ``u -> Sigma`` is
+
+    .. math::
+
+        \log |J| = d \log 2 - \sum_i (d + i)\, u_{ii} - (d + 1) \sum_i \log R_{ii}
+
+    (``u -> A``: ``sum u_ii``; ``A -> R A``: ``sum_i i log R_ii``; ``B -> B B^T``:
+    ``d log 2 + sum_i (d - i + 1) log B_ii``; ``Lambda -> Lambda^{-1}``: ``-(d + 1) log|Lambda|``).
+
+    Parameters
+    ----------
+    reference : ndarray of shape (..., d, d)
+        Lower triangular ``R`` with a positive diagonal, one per batch entry.
+    """
+
+    name = "bartlett"
+    ndim_supp = 2
+
+    def __init__(self, reference: np.ndarray):
+        reference = np.asarray(reference, dtype=np.float64)
+        self.reference = reference
+        d = reference.shape[-1]
+        self.d = d
+        rows, cols = np.tril_indices(d)
+        self.rows, self.cols = rows, cols
+        self.diag_pos = np.flatnonzero(rows == cols)
+        self.log_ref_diag_sum = np.sum(np.log(np.diagonal(reference, axis1=-2, axis2=-1)), axis=-1)
+
+    def _lower(self, value):
+        packed = pt.set_subtensor(value[..., self.diag_pos], pt.exp(value[..., self.diag_pos]))
+        A = pt.zeros((*value.shape[:-1], self.d, self.d), dtype=value.dtype)
+        return pt.set_subtensor(A[..., self.rows, self.cols], packed)
+
+    def backward(self, value, *inputs):
+        value = pt.as_tensor_variable(value)
+        B = pt.matmul(pt.as_tensor_variable(self.reference), self._lower(value))
+        eye = pt.broadcast_to(pt.eye(self.d, dtype=value.dtype), B.shape)
+        B_inv = pt.linalg.solve_triangular(B, eye, lower=True, check_finite=False)
+        return pt.matmul(pt.swapaxes(B_inv, -1, -2), B_inv)
+
+    def forward(self, value, *inputs):
+        value = pt.as_tensor_variable(value)
+        B = pt.linalg.cholesky(pt.linalg.inv(value), lower=True, check_finite=False)
+        ref = pt.broadcast_to(pt.as_tensor_variable(self.reference), B.shape)
+        A = pt.linalg.solve_triangular(ref, B, lower=True, check_finite=False)
+        packed = A[..., self.rows, self.cols]
+        return pt.set_subtensor(packed[..., self.diag_pos], pt.log(packed[..., self.diag_pos]))
+
+    def log_jac_det(self, value, *inputs):
+        value = pt.as_tensor_variable(value)
+        d = self.d
+        coef = (d + np.arange(1, d + 1)).astype(np.float64)
+        return (
+            d * np.log(2.0)
+            - pt.sum(coef * value[..., self.diag_pos], axis=-1)
+            - (d + 1) * self.log_ref_diag_sum
+        )
+
+
+class AffineTransform(Transform):
+    """``x = loc + scale z``: a fixed affine change of coordinates (log Jacobian constant).
+
+    Parameters
+    ----------
+    loc : ndarray of shape (..., d)
+    scale : ndarray of shape (..., d, d) (lower triangular, ``multivariate=True``) or (..., d)
+        (elementwise).
+    multivariate : bool
+        Whether the distribution's log density sums over the last axis (an ``MvNormal``) or is
+        elementwise (a ``Normal``); the log Jacobian has the matching shape.
+    """
+
+    name = "affine"
+
+    def __init__(self, loc: np.ndarray, scale: np.ndarray, *, multivariate: bool):
+        self.loc = np.asarray(loc, dtype=np.float64)
+        self.scale = np.asarray(scale, dtype=np.float64)
+        self.multivariate = multivariate
+        if multivariate:
+            self.ndim_supp = 1
+            self.scale_inv = np.linalg.inv(self.scale)
+            self.log_det = np.sum(np.log(np.diagonal(self.scale, axis1=-2, axis2=-1)), axis=-1)
+        else:
+            self.ndim_supp = 0
+            self.log_det = np.log(self.scale)
+
+    def backward(self, value, *inputs):
+        value = pt.as_tensor_variable(value)
+        if self.multivariate:
+            return self.loc + pt.matmul(self.scale, value[..., None])[..., 0]
+        return self.loc + self.scale * value
+
+    def forward(self, value, *inputs):
+        value = pt.as_tensor_variable(value)
+        if self.multivariate:
+            return pt.matmul(self.scale_inv, (value - self.loc)[..., None])[..., 0]
+        return (value - self.loc) / self.scale
+
+    def log_jac_det(self, value, *inputs):
+        value = pt.as_tensor_variable(value)
+        if self.multivariate:
+            return pt.zeros_like(value[..., 0]) + self.log_det
+        return pt.zeros_like(value) + self.log_det
+
+
+# ----------------------------------------------------------------------------------------
+# log densities (PyTensor)
+# ----------------------------------------------------------------------------------------
+def _log_multigamma(a, d: int):
+    j = np.arange(d, dtype=np.float64)
+    return 0.25 * d * (d - 1) * np.log(np.pi) + pt.sum(pt.gammaln(a[..., None] - 0.5 * j), axis=-1)
+
+
+def invwishart_logp(value, nu, psi):
+    """Log density of ``InvWishart(nu, Psi)`` (scipy's ``df=nu, scale=Psi``) at ``value``.
+
+    ``value`` has shape (..., d, d); the result has shape (...,).
+    """
+    value = pt.as_tensor_variable(value)
+    nu = pt.as_tensor_variable(nu)
+    psi = pt.as_tensor_variable(psi)
+    d = value.type.shape[-1]
+    if d is None:
+        raise ValueError("the inverse-Wishart needs a static matrix size.")
+    L = pt.linalg.cholesky(value, lower=True, check_finite=False)
+    logdet = 2.0 * pt.sum(pt.log(pt.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
+    C = pt.linalg.cholesky(psi, lower=True, check_finite=False)
+    logdet_psi = 2.0 * pt.sum(pt.log(pt.diagonal(C, axis1=-2, axis2=-1)), axis=-1)
+    M = pt.linalg.solve_triangular(L, pt.broadcast_to(C, L.shape), lower=True, check_finite=False)
+    trace = pt.sum(M**2, axis=(-2, -1))
+    return (
+        0.5 * nu * logdet_psi
+        - 0.5 * nu * d * np.log(2.0)
+        - _log_multigamma(0.5 * nu, d)
+        - 0.5 * (nu + d + 1.0) * logdet
+        - 0.5 * trace
+    )
+
+
+def _invwishart_random(nu, psi, rng=None, size=None):
+    """Draws of ``InvWishart(nu, Psi)`` by the Bartlett decomposition, shape (*size, d, d)."""
+    rng = np.random.default_rng(rng)
+    psi = np.asarray(psi, dtype=float)
+    d = psi.shape[-1]
+    size = () if size is None else tuple(np.atleast_1d(size))
+    L = np.linalg.cholesky(np.linalg.inv(psi))
+    A = np.zeros((*size, d, d))
+    rows, cols = np.tril_indices(d, -1)
+    A[..., rows, cols] = rng.standard_normal((*size, rows.size))
+    idx = np.arange(d)
+    A[..., idx, idx] = np.sqrt(rng.chisquare(float(nu) - idx, size=(*size, d)))
+    B = L @ A
+    return np.linalg.inv(B @ np.swapaxes(B, -1, -2))
+
+
+def _core(param, core_ndim: int):
+    """Drop the leading broadcastable (size-1) batch dims PyMC adds to a parameter."""
+    extra = param.ndim - core_ndim
+    if extra <= 0:
+        return param
+    if not all(param.type.broadcastable[:extra]):
+        raise NotImplementedError("the mixture density needs unbatched parameters.")
+    return pt.squeeze(param, axis=tuple(range(extra)))
+
+
+def _mixture_logp_factory(covariance_type: str, d: int):
+    """The marginal log density of each row, ``log sum_k pi_k N(x | mu_k, Sigma_k)``, shape (n,)."""
+
+    cov_ndim = {"full": 3, "tied": 2, "diag": 2, "spherical": 1}[covariance_type]
+
+    def logp(value, weights, means, covariances):
+        weights = _core(weights, 1)
+        means = _core(means, 2)
+        covariances = _core(covariances, cov_ndim)
+        diff = value[None, :, :] - means[:, None, :]  # (K, n, d)
+        if covariance_type == "full":
+            L = pt.linalg.cholesky(covariances, lower=True, check_finite=False)
+            z = pt.linalg.solve_triangular(L, pt.swapaxes(diff, -1, -2), lower=True, check_finite=False)
+            quad = pt.sum(z**2, axis=-2)
+            logdet = 2.0 * pt.sum(pt.log(pt.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
+        elif covariance_type == "tied":
+            L = pt.linalg.cholesky(covariances, lower=True, check_finite=False)
+            zx = pt.linalg.solve_triangular(L, value.T, lower=True, check_finite=False)  # (d, n)
+            zm = pt.linalg.solve_triangular(L, means.T, lower=True, check_finite=False)  # (d, K)
+            quad = pt.sum((zx[:, None, :] - zm[:, :, None]) ** 2, axis=0)
+            logdet = 2.0 * pt.sum(pt.log(pt.diagonal(L)))
+        elif covariance_type == "diag":
+            quad = pt.sum(diff**2 / covariances[:, None, :], axis=-1)
+            logdet = pt.sum(pt.log(covariances), axis=-1)
+        else:
+            quad = pt.sum(diff**2, axis=-1) / covariances[:, None]
+            logdet = d * pt.log(covariances)
+        if covariance_type != "tied":
+            logdet = logdet[:, None]
+        comp = pt.log(weights)[:, None] - 0.5 * (d * _LOG_2PI + logdet + quad)
+        return pt.logsumexp(comp, axis=0)
+
+    return logp
+
+
+def _mixture_random_factory(covariance_type: str):
+    def random(weights, means, covariances, rng=None, size=None):
+        rng = np.random.default_rng(rng)
+        if np.ndim(weights) != 1:
+            raise NotImplementedError("draws of the mixture need unbatched parameters.")
+        n = 1 if size is None else int(np.prod(size))
+        x, _ = _simulate(rng, weights[None], means[None], covariances[None], covariance_type, n)
+        return x[0].reshape((*(() if size is None else tuple(np.atleast_1d(size))), means.shape[-1]))
+
+    return random
+
+
+# ----------------------------------------------------------------------------------------
+# the model
+# ----------------------------------------------------------------------------------------
+def _map_scales(est: MapEM, X: np.ndarray):
+    """Reference points for the transforms: MAP precision Cholesky and posterior spread of means."""
+    ct = est.covariance_type
+    nk = est.predict_proba(X).sum(axis=0)
+    spread = 1.0 / np.sqrt(nk + est.prior_.kappa0)  # (K,)
+    cov = np.asarray(est.covariances_, dtype=float)
+    if ct in ("full", "tied"):
+        ref = np.linalg.cholesky(np.linalg.inv(cov))
+        cov_chol = np.linalg.cholesky(cov)
+        mean_scale = (cov_chol if ct == "full" else cov_chol[None]) * spread[:, None, None]
+    elif ct == "diag":
+        ref = None
+        mean_scale = np.sqrt(cov) * spread[:, None]
+    else:
+        ref = None
+        mean_scale = np.sqrt(cov)[:, None] * spread[:, None] * np.ones(est.means_.shape[1])
+    return ref, mean_scale
+
+
+def build_model(est: MapEM, X, *, coords: Mapping | None = None) -> pm.Model:
+    """The PyMC model of the Gaussian mixture under MAP-EM's prior.
+
+    Parameters
+    ----------
+    est : MapEM
+        A fitted estimator: its ``prior_``, ``covariance_type`` and number of components define
+        the model; its MAP solution anchors the coordinates NUTS moves in (not the density).
+    X : array-like of shape (n_samples, n_features)
+        The data the likelihood is conditioned on (usually the data ``est`` was fitted on).
+    coords : mapping, optional
+        Overrides of the coordinates ``component``, ``feature``, ``feature_bis``, ``obs``.
+
+    Returns
+    -------
+    pymc.Model
+        Free variables ``weights`` (component), ``means`` (component, feature) and
+        ``covariances`` (shape of the covariance type, see the module docstring), all in the
+        parameters' own (constrained) coordinates; the observed ``x`` (obs, feature) has the
+        marginal mixture density, so ``pm.compute_log_likelihood`` gives a pointwise
+        log-likelihood for LOO.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayes_gmm import MapEM, build_model
+    >>> X = np.random.default_rng(0).normal(size=(50, 2))
+    >>> model = build_model(MapEM(2, random_state=0).fit(X), X)
+    >>> sorted(v.name for v in model.free_RVs)
+    ['covariances', 'means', 'weights']
+    """
+    est = _check_estimator(est)
+    X = _check_X(est, X)
+    n, d = X.shape
+    prior = est.prior_
+    ct = est.covariance_type
+    k = int(est.weights_.shape[0])
+    features = _feature_labels(est, d)
+    all_coords = {
+        "component": list(range(k)),
+        "feature": features,
+        "feature_bis": list(features),
+        "obs": list(range(n)),
+    }
+    if coords is not None:
+        unknown = set(coords) - set(all_coords)
+        if unknown:
+            raise ValueError(f"unknown coords {sorted(unknown)}; allowed: {sorted(all_coords)}.")
+        all_coords.update({name: list(values) for name, values in coords.items()})
+    for name, size in (("component", k), ("feature", d), ("feature_bis", d), ("obs", n)):
+        if len(all_coords[name]) != size:
+            raise ValueError(f"coords[{name!r}] must have {size} entries, got {len(all_coords[name])}.")
+
+    ref, mean_scale = _map_scales(est, X)
+    m0 = np.asarray(prior.m0, dtype=float)
+    with pm.Model(coords=all_coords) as model:
+        weights = pm.Dirichlet("weights", a=np.full(k, prior.alpha), dims="component")
+        if ct in ("full", "tied"):
+            covariances = pm.CustomDist(
+                "covariances",
+                float(prior.nu0),
+                np.asarray(prior.psi0, dtype=float),
+                logp=invwishart_logp,
+                random=_invwishart_random,
+                signature="(),(p,p)->(p,p)",
+                transform=PrecisionCholeskyTransform(ref),
+                dims=_COV_DIMS[ct],
+            )
+            means = pm.MvNormal(
+                "means",
+                mu=m0,
+                cov=covariances / prior.kappa0,
+                dims=("component", "feature"),
+                transform=AffineTransform(est.means_, mean_scale, multivariate=True),
+            )
+        else:
+            covariances = pm.InverseGamma(
+                "covariances", alpha=prior.a0, beta=np.asarray(prior.b0, dtype=float), dims=_COV_DIMS[ct]
+            )
+            var = covariances if ct == "diag" else covariances[:, None]
+            means = pm.Normal(
+                "means",
+                mu=m0,
+                sigma=pt.sqrt(var / prior.kappa0),
+                dims=("component", "feature"),
+                transform=AffineTransform(est.means_, mean_scale, multivariate=False),
+            )
+        cov_sig = {"full": "(k,p,p)", "tied": "(p,p)", "diag": "(k,p)", "spherical": "(k)"}[ct]
+        pm.CustomDist(
+            "x",
+            weights,
+            means,
+            covariances,
+            logp=_mixture_logp_factory(ct, d),
+            random=_mixture_random_factory(ct),
+            signature=f"(k),(k,p),{cov_sig}->(p)",
+            observed=X,
+            dims=("obs", "feature"),
+        )
+    return model
+
+
+def _initvals(est: MapEM) -> dict[str, np.ndarray]:
+    return {
+        "weights": np.asarray(est.weights_, dtype=float),
+        "means": np.asarray(est.means_, dtype=float),
+        "covariances": np.asarray(est.covariances_, dtype=float),
+    }
+
+
+# ----------------------------------------------------------------------------------------
+# numerics on draws (NumPy), leading axis = draws
+# ----------------------------------------------------------------------------------------
+def _covariance_type_of(posterior: xr.Dataset, covariance_type: str | None) -> str:
+    if covariance_type is not None:
+        if covariance_type not in _COV_DIMS:
+            raise ValueError(f"covariance_type must be one of {tuple(_COV_DIMS)}, got {covariance_type!r}.")
+        return covariance_type
+    if "covariance_type" in posterior.attrs:
+        return str(posterior.attrs["covariance_type"])
+    dims = tuple(d for d in posterior["covariances"].dims if d not in ("chain", "draw"))
+    for name, want in _COV_DIMS.items():
+        if dims == want:
+            return name
+    raise ValueError(f"cannot tell the covariance type from the dims {dims} of 'covariances'; pass covariance_type.")
+
+
+def _posterior_dataset(idata, group: str = "posterior") -> xr.Dataset:
+    if isinstance(idata, xr.Dataset):
+        ds = idata
+    elif isinstance(idata, xr.DataTree):
+        if group not in idata.children:
+            raise ValueError(f"the DataTree has no {group!r} group.")
+        ds = idata[group].to_dataset()
+    else:
+        raise TypeError(f"expected an xarray DataTree or Dataset, got {type(idata).__name__}.")
+    missing = {"weights", "means", "covariances"} - set(ds.data_vars)
+    if missing:
+        raise ValueError(f"the posterior lacks the variables {sorted(missing)}.")
+    return ds
+
+
+def _stacked_draws(ds: xr.Dataset, covariance_type: str):
+    """weights (S, K), means (S, K, d), covariances (S, ...) over (chain, draw)."""
+    sample_dims = [dim for dim in ("chain", "draw") if dim in ds.dims]
+    cov_dims = _COV_DIMS[covariance_type]
+    out = []
+    for name, dims in (("weights", ("component",)), ("means", ("component", "feature")), ("covariances", cov_dims)):
+        arr = ds[name].transpose(*sample_dims, *dims).values
+        out.append(arr.reshape(-1, *arr.shape[len(sample_dims) :]))
+    return out
+
+
+def _full_covariances(covariances: np.ndarray, covariance_type: str, k: int, d: int) -> np.ndarray:
+    """Covariances of shape (S, K, d, d) whatever the type."""
+    s = covariances.shape[0]
+    if covariance_type == "full":
+        return covariances
+    if covariance_type == "tied":
+        return np.broadcast_to(covariances[:, None], (s, k, d, d))
+    var = covariances if covariance_type == "diag" else np.repeat(covariances[:, :, None], d, axis=2)
+    out = np.zeros((s, k, d, d))
+    idx = np.arange(d)
+    out[:, :, idx, idx] = var
+    return out
+
+
+def _whitened(X, means, covariances, covariance_type):
+    """``z = L^{-1} (x - mu_k)`` of shape (S, n, K, d) and ``log det Sigma_k`` of shape (S, K)."""
+    diff = X[None, :, None, :] - means[:, None, :, :]
+    d = X.shape[1]
+    if covariance_type in ("full", "tied"):
+        L = np.linalg.cholesky(covariances)
+        L_inv = np.linalg.inv(L)
+        logdet = 2.0 * np.sum(np.log(np.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
+        if covariance_type == "full":
+            z = np.einsum("skij,snkj->snki", L_inv, diff)
+        else:
+            z = np.einsum("sij,snkj->snki", L_inv, diff)
+            logdet = np.broadcast_to(logdet[:, None], means.shape[:2])
+    elif covariance_type == "diag":
+        z = diff / np.sqrt(covariances)[:, None, :, :]
+        logdet = np.sum(np.log(covariances), axis=-1)
+    else:
+        z = diff / np.sqrt(covariances)[:, None, :, None]
+        logdet = d * np.log(covariances)
+    return z, logdet
+
+
+def _weighted_log_prob(X, weights, means, covariances, covariance_type) -> np.ndarray:
+    """``log pi_k + log N(x_i | mu_k, Sigma_k)`` for each draw, shape (S, n, K)."""
+    d = X.shape[1]
+    z, logdet = _whitened(X, means, covariances, covariance_type)
+    with np.errstate(divide="ignore"):
+        log_w = np.log(weights)
+    return log_w[:, None, :] - 0.5 * (d * _LOG_2PI + logdet[:, None, :] + np.sum(z * z, axis=-1))
+
+
+def _draw_blocks(n_draws: int, n: int, k: int, d: int):
+    per = max(1, _BLOCK_FLOATS // max(1, n * k * d))
+    for start in range(0, n_draws, per):
+        yield slice(start, min(start + per, n_draws))
+
+
+def _simulate(rng, weights, means, covariances, covariance_type, n):
+    """``n`` new rows for each draw (independent noise everywhere): (S, n, d) and labels (S, n)."""
+    s, k, d = means.shape
+    cdf = np.cumsum(weights, axis=1)
+    u = rng.uniform(size=(s, n)) * cdf[:, -1:]
+    labels = np.minimum(np.sum(u[:, :, None] >= cdf[:, None, :], axis=2), k - 1)
+    eps = rng.standard_normal((s, n, d))
+    rows = np.arange(s)[:, None]
+    mu = means[rows, labels]  # (S, n, d)
+    if covariance_type in ("full", "tied"):
+        L = np.linalg.cholesky(covariances)
+        L_sel = L[rows, labels] if covariance_type == "full" else L[:, None]
+        x = mu + np.einsum("snij,snj->sni", np.broadcast_to(L_sel, (s, n, d, d)), eps)
+    elif covariance_type == "diag":
+        x = mu + np.sqrt(covariances[rows, labels]) * eps
+    else:
+        x = mu + np.sqrt(covariances[rows, labels])[..., None] * eps
+    return x, labels
+
+
+# ----------------------------------------------------------------------------------------
+# relabelling
+# ----------------------------------------------------------------------------------------
+def _kl_cost(means, covariances, ref_means, ref_covariances, covariance_type) -> np.ndarray:
+    """``KL(N_draw_j || N_ref_k)`` for every draw, shape (S, K_draw, K_ref)."""
+    s, k, d = means.shape
+    cov = _full_covariances(covariances, covariance_type, k, d)
+    ref = _full_covariances(ref_covariances[None], covariance_type, k, d)[0]
+    ref_prec = np.linalg.inv(ref)  # (K, d, d)
+    _, ref_logdet = np.linalg.slogdet(ref)
+    _, logdet = np.linalg.slogdet(cov)  # (S, K)
+    trace = np.einsum("kab,sjba->sjk", ref_prec, cov)
+    diff = ref_means[None, None, :, :] - means[:, :, None, :]  # (S, j, k, d)
+    quad = np.einsum("sjka,kab,sjkb->sjk", diff, ref_prec, diff)
+    return 0.5 * (trace + quad - d + ref_logdet[None, None, :] - logdet[:, :, None])
+
+
+def _second_best(cost: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> float:
+    """Cost of the second-best assignment (Murty: forbid each edge of the best one in turn)."""
+    k = cost.shape[0]
+    if k < 2:
+        return np.inf
+    best = np.inf
+    for j, c in zip(rows, cols):
+        forbidden = cost.copy()
+        forbidden[j, c] = np.inf
+        r, cc = linear_sum_assignment(forbidden)
+        best = min(best, float(forbidden[r, cc].sum()))
+    return best
+
+
+def _reference_parameters(reference, covariance_type):
+    if isinstance(reference, MapEM):
+        _check_estimator(reference)
+        if reference.covariance_type != covariance_type:
+            raise ValueError(
+                f"the reference has covariance_type={reference.covariance_type!r}, the draws {covariance_type!r}."
+            )
+        return np.asarray(reference.means_, float), np.asarray(reference.covariances_, float)
+    if isinstance(reference, xr.DataTree):
+        reference = reference.to_dataset()
+    if isinstance(reference, xr.Dataset):
+        return np.asarray(reference["means"].values, float), np.asarray(reference["covariances"].values, float)
+    raise TypeError(
+        "reference must be a fitted MapEM or a Dataset with 'means' and 'covariances' "
+        f"(e.g. idata['map_estimate']), got {type(reference).__name__}."
+    )
+
+
+def relabel(
+    posterior,
+    reference,
+    *,
+    covariance_type: str | None = None,
+    ambiguity_tol: float = 1.0,
+) -> tuple[xr.Dataset, xr.Dataset]:
+    """Relabel every draw to the reference components by optimal assignment.
+
+    For each draw, the cost of giving the draw's component ``j`` the label of reference component
+    ``k`` is ``KL(N(mu_j, Sigma_j) || N(mu_ref_k, Sigma_ref_k))``; the labelling of least total
+    cost is found with :func:`scipy.optimize.linear_sum_assignment`.  A draw is *ambiguous* when
+    the second-best labelling costs less than ``ambiguity_tol`` more than the best one.
+
+    Parameters
+    ----------
+    posterior : xarray.Dataset or xarray.DataTree
+        Draws with ``weights`` (chain, draw, component), ``means`` and ``covariances`` (and any
+        other variables; those with a ``component`` dim are permuted too).  A DataTree's
+        ``posterior`` group is used.
+    reference : MapEM or xarray.Dataset
+        The labels to match: a fitted MapEM, or a Dataset with ``means`` and ``covariances``
+        (such as the ``map_estimate`` group of :func:`sample_posterior`).
+    covariance_type : str, optional
+        Inferred from the dims of ``covariances`` (or the ``covariance_type`` attribute) if not given.
+    ambiguity_tol : float, default=1.0
+        In nats of summed KL divergence.
+
+    Returns
+    -------
+    relabelled : xarray.Dataset
+        ``posterior`` with ``relabelled[..., k, ...] = raw[..., permutation[k], ...]``.
+    relabelling : xarray.Dataset
+        ``permutation`` (chain, draw, component): the raw component given label ``k``;
+        ``cost`` and ``cost_gap`` (second-best minus best) (chain, draw); booleans ``permuted``
+        and ``ambiguous``; attrs ``n_draws``, ``n_permuted_draws``, ``n_ambiguous_draws``,
+        ``ambiguity_tol``, ``distance``.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> means = np.array([[[[0.0], [5.0]], [[5.0], [0.0]]]])  # chain 0: draw 1 is swapped
+    >>> post = xr.Dataset({
+    ...     "weights": (("chain", "draw", "component"), np.full((1, 2, 2), 0.5)),
+    ...     "means": (("chain", "draw", "component", "feature"), means),
+    ...     "covariances": (("chain", "draw", "component"), np.ones((1, 2, 2))),
+    ... })
+    >>> ref = xr.Dataset({"means": (("component", "feature"), [[0.0], [5.0]]),
+    ...                   "covariances": (("component",), [1.0, 1.0])})
+    >>> relabelled, info = relabel(post, ref)
+    >>> info.attrs["n_permuted_draws"], relabelled["means"].values[0, 1, :, 0].tolist()
+    (1, [0.0, 5.0])
+    """
+    if isinstance(ambiguity_tol, bool) or not isinstance(ambiguity_tol, numbers.Real) or not ambiguity_tol >= 0:
+        raise ValueError(f"ambiguity_tol must be a non-negative number, got {ambiguity_tol!r}.")
+    ds = _posterior_dataset(posterior)
+    ct = _covariance_type_of(ds, covariance_type)
+    if "chain" not in ds.dims or "draw" not in ds.dims:
+        raise ValueError("the posterior needs 'chain' and 'draw' dims.")
+    n_chain, n_draw = ds.sizes["chain"], ds.sizes["draw"]
+    weights, means, covariances = _stacked_draws(ds, ct)
+    ref_means, ref_cov = _reference_parameters(reference, ct)
+    s, k, d = means.shape
+    if ref_means.shape != (k, d):
+        raise ValueError(f"the reference means have shape {ref_means.shape}, the draws ({k}, {d}).")
+
+    perms = np.empty((s, k), dtype=np.int64)
+    best = np.empty(s)
+    gap = np.empty(s)
+    identity = np.arange(k)
+    for block in _draw_blocks(s, k, k, d):
+        costs = _kl_cost(means[block], covariances[block], ref_means, ref_cov, ct)
+        for i, cost in zip(range(block.start, block.stop), costs):
+            rows, cols = linear_sum_assignment(cost)
+            perm = np.empty(k, dtype=np.int64)
+            perm[cols] = rows
+            perms[i] = perm
+            best[i] = cost[rows, cols].sum()
+            gap[i] = _second_best(cost, rows, cols) - best[i]
+    permuted = np.any(perms != identity, axis=1)
+    ambiguous = gap < ambiguity_tol
+
+    shape = (n_chain, n_draw)
+    perm_da = perms.reshape(*shape, k)
+    relabelled = ds.copy()
+    for name, var in ds.data_vars.items():
+        if "component" not in var.dims:
+            continue
+        arr = var.transpose("chain", "draw", "component", ...)
+        extra = arr.ndim - 3
+        index = perm_da.reshape(*shape, k, *([1] * extra))
+        values = np.take_along_axis(arr.values, index, axis=2)
+        relabelled[name] = arr.copy(data=values).transpose(*var.dims)
+    relabelled.attrs = dict(ds.attrs, relabelled_to="map_estimate", covariance_type=ct)
+
+    coords = {c: ds.coords[c] for c in ("chain", "draw", "component") if c in ds.coords}
+    relabelling = xr.Dataset(
+        {
+            "permutation": (("chain", "draw", "component"), perm_da),
+            "cost": (("chain", "draw"), best.reshape(shape)),
+            "cost_gap": (("chain", "draw"), gap.reshape(shape)),
+            "permuted": (("chain", "draw"), permuted.reshape(shape)),
+            "ambiguous": (("chain", "draw"), ambiguous.reshape(shape)),
+        },
+        coords=coords,
+        attrs={
+            "n_draws": int(s),
+            "n_permuted_draws": int(permuted.sum()),
+            "n_ambiguous_draws": int(ambiguous.sum()),
+            "ambiguity_tol": float(ambiguity_tol),
+            "distance": "sum over components of KL(draw component || reference component), nats",
+            "permutation": "relabelled[..., k, ...] = raw[..., permutation[k], ...]",
+        },
+    )
+    return relabelled, relabelling
+
+
+# ----------------------------------------------------------------------------------------
+# sampling
+# ----------------------------------------------------------------------------------------
+def _map_estimate(est: MapEM, X: np.ndarray, coords: dict) -> xr.Dataset:
+    ct = est.covariance_type
+    return xr.Dataset(
+        {
+            "weights": (("component",), np.asarray(est.weights_, float)),
+            "means": (("component", "feature"), np.asarray(est.means_, float)),
+            "covariances": (_COV_DIMS[ct], np.asarray(est.covariances_, float)),
+        },
+        coords={name: coords[name] for name in ("component", "feature", "feature_bis")},
+        attrs={
+            "covariance_type": ct,
+            "log_posterior": float(log_posterior(X, est.weights_, est.means_, est.covariances_, est.prior_)),
+            "prior": json.dumps(est.prior_.to_dict()),
+        },
+    )
+
+
+def sample_posterior(
+    est: MapEM,
+    X,
+    *,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    sampler: str = "nutpie",
+    random_seed: int | None = None,
+    progressbar: bool = True,
+    model: pm.Model | None = None,
+    cores: int | None = None,
+    target_accept: float | None = None,
+    ambiguity_tol: float = 1.0,
+    log_likelihood: bool = True,
+) -> xr.DataTree:
+    """Sample the posterior of the mixture under MAP-EM's prior, starting at MAP-EM's solution.
+
+    Parameters
+    ----------
+    est : MapEM
+        A fitted estimator (its prior, covariance type and solution).
+    X : array-like of shape (n_samples, n_features)
+        The data (usually those ``est`` was fitted on).
+    draws, tune, chains : int
+        Draws kept per chain, warm-up steps per chain, number of chains.
+    sampler : {"nutpie", "pymc"}, default="nutpie"
+        nutpie (compiled with numba) or PyMC's own NUTS.
+    random_seed : int, optional
+        Makes the run reproducible (bit for bit with nutpie).
+    progressbar : bool, default=True
+        The sampler's progress bar.
+    model : pymc.Model, optional
+        A model from :func:`build_model` (possibly changed by the user); built if not given.
+    cores : int, optional
+        Chains run in parallel (the sampler's default if not given).
+    target_accept : float, optional
+        NUTS target acceptance rate (the sampler's default, 0.8, if not given).
+    ambiguity_tol : float, default=1.0
+        See :func:`relabel`.
+    log_likelihood : bool, default=True
+        Add the pointwise ``log_likelihood`` group (for LOO).
+
+    Returns
+    -------
+    xarray.DataTree
+        Groups ``posterior`` (``weights``, ``means``, ``covariances`` relabelled to MAP-EM's
+        components; attrs ``covariance_type``), ``posterior_raw`` (the same before relabelling),
+        ``relabelling`` (see :func:`relabel`), ``map_estimate`` (MAP-EM's solution and its
+        log-posterior), ``sample_stats``, ``log_likelihood`` (``x`` with dims chain, draw, obs;
+        unchanged by relabelling) and ``observed_data``.
+
+    Examples
+    --------
+    >>> import bayes_gmm  # doctest: +SKIP
+    >>> X, _ = bayes_gmm.make_seed_problem()  # doctest: +SKIP
+    >>> est = bayes_gmm.MapEM(10, random_state=0).fit(X)  # doctest: +SKIP
+    >>> idata = bayes_gmm.sample_posterior(est, X, draws=1000, chains=4)  # doctest: +SKIP
+    >>> idata["relabelling"].attrs["n_permuted_draws"]  # doctest: +SKIP
+    0
+    """
+    est = _check_estimator(est)
+    X = _check_X(est, X)
+    for name, value in (("draws", draws), ("chains", chains)):
+        check_positive(name, value, integer=True)
+    check_positive("tune", tune, integer=True, allow_zero=True)
+    if sampler not in _SAMPLERS:
+        raise ValueError(f"sampler must be one of {_SAMPLERS}, got {sampler!r}.")
+    if model is None:
+        model = build_model(est, X)
+    elif not isinstance(model, pm.Model):
+        raise TypeError(f"model must be a pymc.Model from build_model, got {type(model).__name__}.")
+    missing = {"weights", "means", "covariances", "x"} - set(model.named_vars)
+    if missing:
+        raise ValueError(f"the model lacks the variables {sorted(missing)}; build it with build_model.")
+
+    kwargs = dict(
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        cores=cores,
+        random_seed=random_seed,
+        progressbar=progressbar,
+        initvals=_initvals(est),
+        model=model,
+        compute_convergence_checks=False,
+    )
+    if sampler == "nutpie":
+        nuts = {} if target_accept is None else {"target_accept": target_accept}
+        idata = pm.sample(nuts_sampler="nutpie", compile_kwargs={"jitter_rvs": set()}, nuts=nuts, **kwargs)
+    else:
+        nuts = {} if target_accept is None else {"target_accept": target_accept}
+        idata = pm.sample(nuts_sampler="pymc", init="adapt_diag", nuts=nuts, **kwargs)
+
+    if log_likelihood:
+        pm.compute_log_likelihood(idata, model=model, extend_inferencedata=True, progressbar=progressbar)
+
+    raw = idata["posterior"].to_dataset()
+    raw.attrs = dict(raw.attrs, covariance_type=est.covariance_type)
+    coords = {name: list(values) for name, values in model.coords.items()}
+    map_ds = _map_estimate(est, X, coords)
+    relabelled, relabelling = relabel(raw, map_ds, covariance_type=est.covariance_type, ambiguity_tol=ambiguity_tol)
+    idata["posterior"] = xr.DataTree(relabelled)
+    idata["posterior_raw"] = xr.DataTree(raw)
+    idata["relabelling"] = xr.DataTree(relabelling)
+    idata["map_estimate"] = xr.DataTree(map_ds)
+    return idata
+
+
+# ----------------------------------------------------------------------------------------
+# after sampling
+# ----------------------------------------------------------------------------------------
+def _check_new_data(X, d: int, name: str = "X") -> np.ndarray:
+    X = np.asarray(check_data(X, name=name), dtype=np.float64)
+    if X.shape[1] != d:
+        raise ValueError(f"{name} has {X.shape[1]} columns but the posterior has d={d} features.")
+    return X
+
+
+def posterior_membership(idata, X, *, covariance_type: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and standard deviation of each row's responsibilities.
+
+    Parameters
+    ----------
+    idata : xarray.DataTree or xarray.Dataset
+        The result of :func:`sample_posterior` (its relabelled ``posterior``), or a posterior.
+    X : array-like of shape (n_samples, n_features)
+
+    Returns
+    -------
+    mean, sd : ndarray of shape (n_samples, n_components)
+        Over all draws, the mean and standard deviation of
+        ``r_ik = pi_k N(x_i | mu_k, Sigma_k) / sum_j pi_j N(x_i | mu_j, Sigma_j)``; each row of
+        ``mean`` sums to one.  Components follow the posterior's labels (MAP-EM's after relabelling).
+    """
+    ds = _posterior_dataset(idata)
+    ct = _covariance_type_of(ds, covariance_type)
+    weights, means, covariances = _stacked_draws(ds, ct)
+    s, k, d = means.shape
+    X = _check_new_data(X, d)
+    n = X.shape[0]
+    total = np.zeros((n, k))
+    total_sq = np.zeros((n, k))
+    for block in _draw_blocks(s, n, k, d):
+        log_prob = _weighted_log_prob(X, weights[block], means[block], covariances[block], ct)
+        resp = np.exp(log_prob - logsumexp(log_prob, axis=2, keepdims=True))
+        total += resp.sum(axis=0)
+        total_sq += np.sum(resp * resp, axis=0)
+    mean = total / s
+    sd = np.sqrt(np.maximum(total_sq / s - mean * mean, 0.0))
+    return mean, sd
+
+
+def posterior_predictive_density(idata, X_new, covariance_type: str | None = None) -> np.ndarray:
+    """Log posterior predictive density: ``log (1/S) sum_s p(x | theta_s)`` at each row.
+
+    Parameters
+    ----------
+    idata : xarray.DataTree or xarray.Dataset
+        The result of :func:`sample_posterior` or a posterior with ``weights``, ``means``,
+        ``covariances``.
+    X_new : array-like of shape (n_new, n_features)
+    covariance_type : str, optional
+        Inferred from the posterior if not given.
+
+    Returns
+    -------
+    ndarray of shape (n_new,)
+    """
+    ds = _posterior_dataset(idata)
+    ct = _covariance_type_of(ds, covariance_type)
+    weights, means, covariances = _stacked_draws(ds, ct)
+    s, k, d = means.shape
+    X_new = _check_new_data(X_new, d, "X_new")
+    acc = np.full(X_new.shape[0], -np.inf)
+    for block in _draw_blocks(s, X_new.shape[0], k, d):
+        log_prob = _weighted_log_prob(X_new, weights[block], means[block], covariances[block], ct)
+        acc = np.logaddexp(acc, logsumexp(logsumexp(log_prob, axis=2), axis=0))
+    return acc - np.log(s)
+
+
+def sample_posterior_predictive(
+    idata, n: int, random_seed=None, *, covariance_type: str | None = None
+) -> xr.Dataset:
+    """Simulated data sets: ``n`` new rows from the mixture of *each* posterior draw.
+
+    Every draw gets its own component labels and its own Gaussian noise, so data sets are
+    independent given the draws and no value repeats.
+
+    Parameters
+    ----------
+    idata : xarray.DataTree or xarray.Dataset
+        The result of :func:`sample_posterior` or a posterior.
+    n : int
+        Rows per simulated data set.
+    random_seed : int or numpy.random.Generator, optional
+    covariance_type : str, optional
+        Inferred from the posterior if not given.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``x`` (chain, draw, pp_obs, feature), float, and ``labels`` (chain, draw, pp_obs),
+        the label each row was drawn from; ``chain * draw * n * n_features`` floats.
+    """
+    check_positive("n", n, integer=True)
+    ds = _posterior_dataset(idata)
+    ct = _covariance_type_of(ds, covariance_type)
+    weights, means, covariances = _stacked_draws(ds, ct)
+    rng = np.random.default_rng(random_seed)
+    x, labels = _simulate(rng, weights, means, covariances, ct, int(n))
+    shape = (ds.sizes["chain"], ds.sizes["draw"])
+    coords = {c: ds.coords[c] for c in ("chain", "draw", "feature") if c in ds.coords}
+    coords["pp_obs"] = np.arange(n)
+    return xr.Dataset(
+        {
+            "x": (("chain", "draw", "pp_obs", "feature"), x.reshape(*shape, n, -1)),
+            "labels": (("chain", "draw", "pp_obs"), labels.reshape(*shape, n)),
+        },
+        coords=coords,
+        attrs={"covariance_type": ct},
+    )
