@@ -1,0 +1,304 @@
+"""The command line: ``bayes-gmm fit | select | predict`` on small CSV files.
+
+Each command runs as a subprocess (``python -m bayes_gmm.cli``), as a user would run it; the
+CSV reader and the parser are also checked in-process, which is faster.
+"""
+
+import argparse
+import subprocess
+import sys
+from io import StringIO
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_gmm import load
+from bayes_gmm.cli import CLIError, build_parser, main, parse_k_range, read_data
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "bayes_gmm.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def _blobs(n=90, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = np.array([[0.0, 0.0], [8.0, 0.0], [0.0, 8.0]])
+    return centers[rng.integers(0, 3, n)] + rng.normal(size=(n, 2))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    X = _blobs()
+    frame = pd.DataFrame(X, columns=["length", "width"])
+    frame.insert(0, "name", [f"s{i}" for i in range(len(frame))])
+    frame.to_csv(folder / "with_names.csv", index=False)
+    np.savetxt(folder / "no_header.csv", X, delimiter=",")
+    pd.DataFrame(_blobs(20, seed=1), columns=["width", "length"]).to_csv(folder / "new.csv", index=False)
+    (folder / "text.csv").write_text("a,b\n1,2\n3,hello\n5,6\n")
+    (folder / "missing.csv").write_text("a,b,c\n1,2,3\n4,,6\n7,8,NA\n9,10,11\n")
+    (folder / "empty.csv").write_text("")
+    (folder / "header_only.csv").write_text("a,b\n")
+    (folder / "ragged.csv").write_text("1,2\n3,4\n5,6,7\n")
+    (folder / "not_a_model.json").write_text('{"format": "something else"')
+    return folder
+
+
+@pytest.fixture(scope="module")
+def fitted_dir(data_dir):
+    out = data_dir / "fit_out"
+    result = run_cli("fit", data_dir / "with_names.csv", "--k", 3, "--columns", "length,width", "--out", out)
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+# ----------------------------------------------------------------------------------------
+# the commands write what they promise
+# ----------------------------------------------------------------------------------------
+def test_fit_writes_its_files(fitted_dir):
+    out, result = fitted_dir
+    for name in ("model.json", "parameters.csv", "covariances.csv", "labels.csv", "clusters.png", "log_posterior.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+        assert name in result.stdout
+    assert result.stderr == ""
+    labels = pd.read_csv(out / "labels.csv")
+    assert list(labels.columns) == ["row", "label", "prob_0", "prob_1", "prob_2"]
+    assert len(labels) == 90
+    np.testing.assert_allclose(labels[["prob_0", "prob_1", "prob_2"]].sum(axis=1), 1.0)
+    params = pd.read_csv(out / "parameters.csv")
+    assert list(params.columns) == ["component", "weight", "mean_length", "mean_width"]
+    np.testing.assert_allclose(params["weight"].sum(), 1.0)
+    cov = pd.read_csv(out / "covariances.csv")
+    assert len(cov) == 3 * 2 * 2
+    est = load(out / "model.json")
+    assert est.k == 3 and list(est.feature_names_in_) == ["length", "width"]
+    X = pd.read_csv(out.parent / "with_names.csv")[["length", "width"]]
+    np.testing.assert_array_equal(est.predict(X), labels["label"])
+
+
+def test_select_writes_its_files(data_dir):
+    out = data_dir / "select_out"
+    result = run_cli(
+        "select", data_dir / "no_header.csv", "--k", "1-4", "--covariance-types", "full,spherical", "--out", out
+    )
+    assert result.returncode == 0, result.stderr
+    for name in ("selection.csv", "bic.png", "icl.png", "best_model.json"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    table = pd.read_csv(out / "selection.csv")
+    assert len(table) == 4 * 2
+    assert {"k", "covariance_type", "bic", "icl", "log_likelihood", "log_posterior", "n_parameters"} <= set(table.columns)
+    assert "best by BIC: k=3" in result.stdout
+    assert load(out / "best_model.json").k == 3
+
+
+def test_predict_writes_labels_and_probabilities(data_dir, fitted_dir):
+    out, _ = fitted_dir
+    # new.csv has the model's columns in another order: they are picked by name
+    to_file = run_cli("predict", out / "model.json", data_dir / "new.csv", "--out", data_dir / "pred.csv")
+    assert to_file.returncode == 0, to_file.stderr
+    table = pd.read_csv(data_dir / "pred.csv")
+    assert len(table) == 20 and list(table.columns[:2]) == ["row", "label"]
+    est = load(out / "model.json")
+    new = pd.read_csv(data_dir / "new.csv")[["length", "width"]]
+    np.testing.assert_array_equal(table["label"], est.predict(new))
+    np.testing.assert_array_equal(table[["prob_0", "prob_1", "prob_2"]].to_numpy(), est.predict_proba(new))
+
+
+def test_predict_to_stdout(data_dir, fitted_dir, capsys):
+    out, _ = fitted_dir
+    assert main(["predict", str(out / "model.json"), str(data_dir / "new.csv")]) == 0
+    table = pd.read_csv(StringIO(capsys.readouterr().out))
+    assert len(table) == 20
+    est = load(out / "model.json")
+    new = pd.read_csv(data_dir / "new.csv")[["length", "width"]]
+    np.testing.assert_array_equal(table["label"], est.predict(new))
+
+
+# ----------------------------------------------------------------------------------------
+# bad inputs: non-zero exit, one line on stderr, no traceback
+# ----------------------------------------------------------------------------------------
+BAD_INPUTS = {
+    "non-numeric cell": (("fit", "text.csv", "--k", "2"), ["'hello'", "line 3", "column 'b'"]),
+    "missing values": (("fit", "missing.csv", "--k", "2"), ["missing value", "line(s) 3, 4", "column(s) b, c"]),
+    "empty file": (("fit", "empty.csv", "--k", "2"), ["empty.csv is empty"]),
+    "header without rows": (("select", "header_only.csv"), ["no data rows"]),
+    "missing file": (("fit", "absent.csv", "--k", "2"), ["no such file: absent.csv"]),
+    "ragged rows": (("fit", "ragged.csv", "--k", "2"), ["not a well-formed CSV", "line 3"]),
+    "text column": (("fit", "with_names.csv", "--k", "2", "--no-header"), ["non-numeric value 'name'"]),
+    "unknown column": (("fit", "with_names.csv", "--k", "2", "--columns", "height"), ["no column 'height'"]),
+    "too many components": (("fit", "no_header.csv", "--k", "500"), ["larger than the number of rows"]),
+    "bad model file": (("predict", "not_a_model.json", "no_header.csv"), ["not a valid bayes_gmm model file"]),
+    "missing model file": (("predict", "absent.json", "no_header.csv"), ["no such model file"]),
+    "bad k range": (("select", "no_header.csv", "--k", "5-2"), ["invalid k range"]),
+}
+
+
+#: the bad inputs the issue names, each also run as a subprocess
+SUBPROCESS_CASES = ("non-numeric cell", "missing values", "empty file", "missing file")
+
+
+def _args(case):
+    args = BAD_INPUTS[case][0]
+    return [*args, *(["--out", "out"] if args[0] != "predict" else [])]
+
+
+def _check_one_line(code, err, case):
+    assert code != 0
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "error:" in lines[0]
+    for fragment in BAD_INPUTS[case][1]:
+        assert fragment in lines[0]
+
+
+@pytest.fixture(scope="module")
+def bad_runs(data_dir):
+    """Run the subprocess cases at once to keep the suite fast."""
+    procs = {
+        case: subprocess.Popen(
+            [sys.executable, "-m", "bayes_gmm.cli", *_args(case)],
+            cwd=data_dir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for case in SUBPROCESS_CASES
+    }
+    results = {}
+    for case, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        results[case] = (proc.returncode, out, err)
+    return results
+
+
+@pytest.mark.parametrize("case", SUBPROCESS_CASES)
+def test_bad_input_subprocess_gives_one_line_error(bad_runs, case):
+    code, out, err = bad_runs[case]
+    _check_one_line(code, err, case)
+    assert out == ""
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_gives_one_line_error(data_dir, case, capsys, monkeypatch):
+    monkeypatch.chdir(data_dir)
+    try:
+        code = main(_args(case))
+    except SystemExit as exc:  # argparse usage errors
+        code = exc.code
+    captured = capsys.readouterr()
+    _check_one_line(code, captured.err, case)
+    assert captured.out == ""
+
+
+def test_traceback_flag_shows_the_traceback(data_dir):
+    with pytest.raises(CLIError, match="is empty"):
+        main(["fit", str(data_dir / "empty.csv"), "--k", "2", "--traceback"])
+
+
+def test_errors_in_process_return_one(data_dir, capsys):
+    assert main(["fit", str(data_dir / "text.csv"), "--k", "2", "--out", str(data_dir / "x")]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("bayes-gmm fit: error:") and captured.err.count("\n") == 1
+
+
+# ----------------------------------------------------------------------------------------
+# the parser and the CSV reader, in-process
+# ----------------------------------------------------------------------------------------
+def _subparsers(parser):
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
+
+
+def test_every_option_of_every_command_is_explained():
+    commands = _subparsers(build_parser())
+    assert {"demo", "fit", "select", "predict"} <= set(commands)
+    for name, sub in commands.items():
+        text = " ".join(sub.format_help().split())
+        assert sub.description, name
+        for action in sub._actions:
+            if action.help == argparse.SUPPRESS:
+                continue
+            assert action.help, f"{name}: {action.dest} has no help"
+            label = action.option_strings[0] if action.option_strings else action.dest
+            assert label in text, f"{name}: {label} missing from --help"
+
+
+def test_help_exits_cleanly(capsys):
+    for command in ("fit", "select", "predict"):
+        with pytest.raises(SystemExit) as info:
+            main([command, "--help"])
+        assert info.value.code == 0
+        assert "--columns" in capsys.readouterr().out
+
+
+def test_usage_error_is_one_line(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["fit"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "required" in err
+
+
+def test_read_data_guesses_the_header(tmp_path):
+    (tmp_path / "h.csv").write_text("x,y\n1,2\n3,4\n")
+    (tmp_path / "n.csv").write_text("1,2\n3,4\n\n5,6\n")
+    X, names, header = read_data(tmp_path / "h.csv")
+    np.testing.assert_array_equal(X, [[1, 2], [3, 4]])
+    assert names == ["x", "y"] and header
+    X, names, header = read_data(tmp_path / "n.csv")
+    np.testing.assert_array_equal(X, [[1, 2], [3, 4], [5, 6]])
+    assert names == ["x1", "x2"] and not header
+    with pytest.raises(CLIError, match="non-numeric value 'x'"):
+        read_data(tmp_path / "h.csv", header=False)
+    X, _, _ = read_data(tmp_path / "n.csv", header=True)  # forced: the first row is names
+    assert X.shape == (2, 2)
+
+
+def test_read_data_columns_by_name_position_and_range(tmp_path):
+    (tmp_path / "d.csv").write_text("id;a;b;c\nr1;1;2;3\nr2;4;5;6\n")
+    X, names, _ = read_data(tmp_path / "d.csv", columns="c,a", delimiter=";")
+    np.testing.assert_array_equal(X, [[3, 1], [6, 4]])
+    assert names == ["c", "a"]
+    X, names, _ = read_data(tmp_path / "d.csv", columns="2-4", delimiter=";")
+    assert names == ["a", "b", "c"]
+    with pytest.raises(CLIError, match="twice"):
+        read_data(tmp_path / "d.csv", columns="a,2", delimiter=";")
+    with pytest.raises(CLIError, match="outside 1-4"):
+        read_data(tmp_path / "d.csv", columns="5", delimiter=";")
+
+
+def test_read_data_reports_every_missing_line_and_column(tmp_path):
+    (tmp_path / "m.csv").write_text("a,b,c\n1,2,3\n?,2,3\n\n1,null,3\n1,2,3\n1,2,\n")
+    with pytest.raises(CLIError) as info:
+        read_data(tmp_path / "m.csv")
+    message = str(info.value)
+    assert "3 missing value(s)" in message
+    assert "line(s) 3, 5, 7" in message  # file lines, the blank line 4 counted
+    assert "column(s) a, b, c" in message
+
+
+def test_read_data_rejects_infinity(tmp_path):
+    (tmp_path / "i.csv").write_text("1,2\n3,inf\n")
+    with pytest.raises(CLIError, match="infinite value at line 2"):
+        read_data(tmp_path / "i.csv")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("1-9", list(range(1, 10))), ("2,3,5", [2, 3, 5]), ("1-3, 7", [1, 2, 3, 7]), ("4", [4])]
+)
+def test_parse_k_range(text, expected):
+    assert parse_k_range(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0-3", "3-1", "a", "1-", ""])
+def test_parse_k_range_rejects(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_k_range(text)
