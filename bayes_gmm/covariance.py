@@ -24,7 +24,6 @@ from typing import ClassVar
 
 import numpy as np
 from scipy.linalg import lapack
-from scipy.special import logsumexp
 
 from .exceptions import SingularCovarianceError
 from .prior import NIWPrior, log_invgamma, log_invwishart, log_mvnormal
@@ -120,6 +119,55 @@ def _ordered_safe(nk: np.ndarray) -> np.ndarray:
     return np.where(nk > 0, nk, 1.0)
 
 
+def _work_dtype(X: np.ndarray) -> type:
+    """float32 data are computed in float32, anything else in float64."""
+    return np.float32 if X.dtype == np.float32 else np.float64
+
+
+def _centered_t(X: np.ndarray, means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(X - c)^T`` (d, m) in the working dtype and ``means - c`` (K, d) in float64.
+
+    ``c``, the mean of the component means, keeps ``x P - mu P`` accurate for data far from
+    the origin.
+    """
+    dtype = _work_dtype(X)
+    center = means.mean(axis=0)
+    Xc = np.subtract(X, center.astype(dtype), dtype=dtype)
+    return Xc.T, means - center
+
+
+def _squared_norms_t(Y: np.ndarray) -> np.ndarray:
+    """``sum_j Y[:, j, :]**2``, shape (K, m), from Y (K, d, m)."""
+    out = Y[:, 0, :] * Y[:, 0, :]
+    for j in range(1, Y.shape[1]):
+        row = Y[:, j, :]
+        out += row * row
+    return out
+
+
+def _responsibilities_inplace(log_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Turn weighted log-probabilities (K, m) into responsibilities (K, m), in place.
+
+    Returns ``(resp, log_norm)`` with ``log_norm`` (m,) the float64 log normaliser.
+    """
+    col_max = log_prob.max(axis=0)
+    log_prob -= col_max
+    np.exp(log_prob, out=log_prob)
+    total = log_prob.sum(axis=0)
+    log_prob *= 1.0 / total
+    log_norm = col_max.astype(np.float64) + np.log(total, dtype=np.float64)
+    return log_prob, log_norm
+
+
+def _diagonal_moments(Y: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``sum_i r_ik y_ik`` and ``sum_i r_ik y_ik**2`` (both (K, d), float64); Y (K, d, m) overwritten."""
+    column = resp[:, :, None]
+    first = np.matmul(Y, column)[:, :, 0].astype(np.float64)
+    Y *= Y
+    second = np.matmul(Y, column)[:, :, 0].astype(np.float64)
+    return first, second
+
+
 class CovarianceFamily:
     """Base of the covariance families.  Subclasses are stateless."""
 
@@ -165,47 +213,65 @@ class CovarianceFamily:
 
     # -- densities ---------------------------------------------------------------------
     def whiten(self, X: np.ndarray, means: np.ndarray, prec_chol: np.ndarray) -> np.ndarray:
-        """``y_ik = (x_i - mu_k) P_k``, shape (n, K, d)."""
+        """``y_ik = (x_i - mu_k) P_k``, shape (n, K, d), in ``X``'s floating dtype."""
+        return self._whiten_t(X, means, prec_chol).transpose(2, 0, 1)
+
+    def _whiten_t(self, X: np.ndarray, means: np.ndarray, prec_chol: np.ndarray) -> np.ndarray:
+        """The whitened block in the layout the kernels use: shape (K, d, m), C-contiguous.
+
+        With the rows last every elementwise step and every reduction runs over long
+        contiguous rows, and each component's second moment is one SYRK of a (d, m) matrix.
+        """
         raise NotImplementedError
 
     def log_det_precision_cholesky(self, prec_chol: np.ndarray, d: int) -> np.ndarray:
         raise NotImplementedError
 
-    def log_prob(self, X: np.ndarray, means: np.ndarray, prec_chol: np.ndarray) -> np.ndarray:
-        """``log N(x_i | mu_k, Sigma_k)``, shape (n, K)."""
+    def _log_prob_t(self, X: np.ndarray, params_means, prec_chol, log_weights=None):
         d = X.shape[1]
-        Y = self.whiten(X, means, prec_chol)
-        return (
-            -0.5 * (d * _LOG_2PI + np.einsum("nkd,nkd->nk", Y, Y))
-            + self.log_det_precision_cholesky(prec_chol, d)
-        )
+        Y = self._whiten_t(X, params_means, prec_chol)
+        log_prob = _squared_norms_t(Y)
+        log_prob *= -0.5
+        const = self.log_det_precision_cholesky(prec_chol, d) - 0.5 * d * _LOG_2PI
+        if log_weights is not None:
+            const = const + log_weights
+        log_prob += np.asarray(const, dtype=log_prob.dtype).reshape(-1, 1)
+        return Y, log_prob
+
+    def log_prob(self, X: np.ndarray, means: np.ndarray, prec_chol: np.ndarray) -> np.ndarray:
+        """``log N(x_i | mu_k, Sigma_k)``, shape (n, K), in ``X``'s floating dtype."""
+        return self._log_prob_t(X, means, prec_chol)[1].T
 
     # -- one pass: E-step and statistics ------------------------------------------------
     def accumulate(self, X: np.ndarray, sample_weight: np.ndarray | None, params: GaussianParams) -> RawStatistics:
-        """E-step on a block of rows and its statistics, in one pass over ``X``."""
-        d = X.shape[1]
-        Y = self.whiten(X, params.means, params.precisions_cholesky)
-        log_prob = -0.5 * np.einsum("nkd,nkd->nk", Y, Y) + (
-            self.log_det_precision_cholesky(params.precisions_cholesky, d)
-            - 0.5 * d * _LOG_2PI
-            + np.log(params.weights)
-        )
-        log_norm = logsumexp(log_prob, axis=1)
-        resp = np.exp(log_prob - log_norm[:, None])
+        """E-step on a block of rows and its statistics, in one pass over ``X``.
+
+        ``X`` (m, d) is float64 or float32.  float64 is computed in float64.  float32 is
+        computed in float32 (whitening, densities, responsibilities and the block's sums;
+        about 7 significant digits) and the statistics are returned in float64, where the
+        blocks add up; the log-likelihood is summed in float64.  On well-scaled data a
+        float32 fit's parameters agree with the float64 fit of the same numbers to about
+        1e-4 relative (tested), its log-likelihood to about 1e-6.
+        """
+        Y, log_prob = self._log_prob_t(X, params.means, params.precisions_cholesky, np.log(params.weights))
+        resp, log_norm = _responsibilities_inplace(log_prob)
         if sample_weight is None:
             loglik = float(np.sum(log_norm))
             total = float(X.shape[0])
         else:
-            resp *= sample_weight[:, None]
+            sample_weight = np.asarray(sample_weight, dtype=np.float64)
+            resp *= sample_weight.astype(resp.dtype)
             loglik = float(sample_weight @ log_norm)
             total = float(np.sum(sample_weight))
-        nk = resp.sum(axis=0)
-        weighted = Y * resp[:, :, None]
-        first = weighted.sum(axis=0)
-        second = self._second_moment(weighted, Y)
+        nk = resp.sum(axis=1, dtype=np.float64)
+        first, second = self._moments(Y, resp)
         return RawStatistics(loglik, total, nk, first, second)
 
-    def _second_moment(self, weighted: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    def _moments(self, Y: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``sum_i r_ik y_ik`` (K, d) and the family's second moment, in float64.
+
+        ``Y`` (K, d, m) and ``resp`` (K, m); ``Y`` is overwritten.
+        """
         raise NotImplementedError
 
     def finalize(self, raw: RawStatistics, params: GaussianParams) -> SufficientStatistics:
@@ -289,17 +355,31 @@ class FullCovariance(CovarianceFamily):
             out[j] = inv.T @ inv
         return out
 
-    def whiten(self, X, means, prec_chol):
+    def _whiten_t(self, X, means, prec_chol):
         k, d, _ = prec_chol.shape
-        stacked = prec_chol.transpose(1, 0, 2).reshape(d, k * d)
-        shift = np.einsum("kd,kde->ke", means, prec_chol).reshape(k * d)
-        return (X @ stacked - shift).reshape(X.shape[0], k, d)
+        Xt, shifted = _centered_t(X, means)
+        dtype = Xt.dtype
+        # one matrix product whitens the block for all components: rows k*d..(k+1)*d are P_k^T
+        stacked = prec_chol.transpose(0, 2, 1).reshape(k * d, d).astype(dtype)
+        shift = np.einsum("kd,kde->ke", shifted, prec_chol).reshape(k * d, 1)
+        Y = stacked @ Xt
+        Y -= shift.astype(dtype)
+        return Y.reshape(k, d, -1)
 
     def log_det_precision_cholesky(self, prec_chol, d):
         return np.sum(np.log(np.diagonal(prec_chol, axis1=1, axis2=2)), axis=1)
 
-    def _second_moment(self, weighted, Y):
-        return np.matmul(weighted.transpose(1, 2, 0), Y.transpose(1, 0, 2))
+    def _moments(self, Y, resp):
+        # scaled by sqrt(r), each second moment is a symmetric rank-m update (SYRK)
+        root = np.sqrt(resp)
+        Y *= root[:, None, :]
+        k, d, _ = Y.shape
+        first = np.empty((k, d))
+        second = np.empty((k, d, d))
+        for j in range(k):
+            first[j] = Y[j] @ root[j]
+            second[j] = Y[j] @ Y[j].T
+        return first, second
 
     def finalize(self, raw, params):
         L = params.covariances_cholesky
@@ -366,15 +446,25 @@ class TiedCovariance(CovarianceFamily):
         inv = _triangular_inverse(np.asarray(prec_chol, dtype=float).T)
         return inv.T @ inv
 
-    def whiten(self, X, means, prec_chol):
-        return (X @ prec_chol)[:, None, :] - (means @ prec_chol)[None, :, :]
+    def _whiten_t(self, X, means, prec_chol):
+        Xt, shifted = _centered_t(X, means)
+        dtype = Xt.dtype
+        whitened = prec_chol.T.astype(dtype) @ Xt
+        return whitened[None, :, :] - (shifted @ prec_chol).astype(dtype)[:, :, None]
 
     def log_det_precision_cholesky(self, prec_chol, d):
         return np.sum(np.log(np.diag(prec_chol)))
 
-    def _second_moment(self, weighted, Y):
-        d = Y.shape[2]
-        return weighted.reshape(-1, d).T @ Y.reshape(-1, d)
+    def _moments(self, Y, resp):
+        root = np.sqrt(resp)
+        Y *= root[:, None, :]
+        k, d, _ = Y.shape
+        first = np.empty((k, d))
+        second = np.zeros((d, d))
+        for j in range(k):
+            first[j] = Y[j] @ root[j]
+            second += Y[j] @ Y[j].T
+        return first, second
 
     def finalize(self, raw, params):
         L = params.covariances_cholesky
@@ -446,14 +536,18 @@ class DiagCovariance(CovarianceFamily):
     def covariances_from_precisions_cholesky(self, prec_chol):
         return 1.0 / np.asarray(prec_chol, dtype=float) ** 2
 
-    def whiten(self, X, means, prec_chol):
-        return (X[:, None, :] - means[None, :, :]) * prec_chol[None, :, :]
+    def _whiten_t(self, X, means, prec_chol):
+        Xt, shifted = _centered_t(X, means)
+        dtype = Xt.dtype
+        Y = Xt[None, :, :] - shifted.astype(dtype)[:, :, None]
+        Y *= prec_chol.astype(dtype)[:, :, None]
+        return Y
 
     def log_det_precision_cholesky(self, prec_chol, d):
         return np.sum(np.log(prec_chol), axis=1)
 
-    def _second_moment(self, weighted, Y):
-        return np.einsum("nkd,nkd->kd", weighted, Y)
+    def _moments(self, Y, resp):
+        return _diagonal_moments(Y, resp)
 
     def finalize(self, raw, params):
         std = params.covariances_cholesky
@@ -505,14 +599,19 @@ class SphericalCovariance(CovarianceFamily):
     def covariances_from_precisions_cholesky(self, prec_chol):
         return 1.0 / np.asarray(prec_chol, dtype=float) ** 2
 
-    def whiten(self, X, means, prec_chol):
-        return (X[:, None, :] - means[None, :, :]) * prec_chol[None, :, None]
+    def _whiten_t(self, X, means, prec_chol):
+        Xt, shifted = _centered_t(X, means)
+        dtype = Xt.dtype
+        Y = Xt[None, :, :] - shifted.astype(dtype)[:, :, None]
+        Y *= prec_chol.astype(dtype)[:, None, None]
+        return Y
 
     def log_det_precision_cholesky(self, prec_chol, d):
         return d * np.log(prec_chol)
 
-    def _second_moment(self, weighted, Y):
-        return np.einsum("nkd,nkd->k", weighted, Y)
+    def _moments(self, Y, resp):
+        first, second = _diagonal_moments(Y, resp)
+        return first, second.sum(axis=1)
 
     def finalize(self, raw, params):
         std = params.covariances_cholesky
