@@ -38,6 +38,8 @@ __all__ = [
 ]
 
 _LOG_2PI = np.log(2.0 * np.pi)
+#: Up to this dimension the full family factors all covariances in one batched call.
+_BATCHED_CHOLESKY_MAX_D = 8
 
 
 # ----------------------------------------------------------------------------------------
@@ -341,6 +343,17 @@ class FullCovariance(CovarianceFamily):
     def cholesky(self, covariances):
         cov = np.asarray(covariances, dtype=float)
         k, d, _ = cov.shape
+        if d <= _BATCHED_CHOLESKY_MAX_D and np.all(np.isfinite(cov)):
+            # small matrices: one batched call each instead of k LAPACK calls from Python
+            try:
+                lower = np.linalg.cholesky(cov)
+            except np.linalg.LinAlgError:
+                pass  # the loop below names the component that failed
+            else:
+                diag = np.diagonal(lower, axis1=1, axis2=2)
+                if np.all(diag > 0) and np.all(np.isfinite(lower)):
+                    prec_chol = np.triu(np.linalg.inv(lower).transpose(0, 2, 1))
+                    return lower, prec_chol
         cov_chol = np.empty_like(cov)
         prec_chol = np.empty_like(cov)
         for j in range(k):
@@ -415,7 +428,7 @@ class FullCovariance(CovarianceFamily):
         chol = np.linalg.cholesky(covariances)
         return float(
             np.sum(log_invwishart(covariances, prior.nu0, prior.psi0))
-            + np.sum(log_mvnormal(means, prior.m0, chol / np.sqrt(prior.kappa0)))
+            + np.sum(_log_mvnormal_batched(means, prior.m0, chol / np.sqrt(prior.kappa0)))
         )
 
     def component_cholesky(self, cov_chol, k, d):
@@ -644,6 +657,15 @@ class SphericalCovariance(CovarianceFamily):
 
     def component_cholesky(self, cov_chol, k, d):
         return cov_chol[k] * np.eye(d)
+
+
+def _log_mvnormal_batched(x: np.ndarray, mean: np.ndarray, cov_chol: np.ndarray) -> np.ndarray:
+    """:func:`~bayes_gmm.prior.log_mvnormal` for a stack of factors (K, d, d), in one call."""
+    diff = x - mean
+    d = diff.shape[-1]
+    z = np.linalg.solve(cov_chol, diff[..., None])[..., 0]
+    logdet = 2.0 * np.sum(np.log(np.diagonal(cov_chol, axis1=-2, axis2=-1)), axis=-1)
+    return -0.5 * (d * _LOG_2PI + logdet + np.sum(z * z, axis=-1))
 
 
 def _cholesky_pair(cov: np.ndarray, component: int | None, family: str) -> tuple[np.ndarray, np.ndarray]:
