@@ -137,6 +137,8 @@ BAD_INPUTS = {
     "bad model file": (("predict", "not_a_model.json", "no_header.csv"), ["not a valid bayes_gmm model file"]),
     "missing model file": (("predict", "absent.json", "no_header.csv"), ["no such model file"]),
     "bad k range": (("select", "no_header.csv", "--k", "5-2"), ["invalid k range"]),
+    "posterior without a start": (("posterior", "no_header.csv"), ["give --k", "--model"]),
+    "posterior with both starts": (("posterior", "no_header.csv", "--k", "2", "--model", "m.json"), ["not both"]),
 }
 
 
@@ -219,7 +221,7 @@ def _subparsers(parser):
 
 def test_every_option_of_every_command_is_explained():
     commands = _subparsers(build_parser())
-    assert {"demo", "fit", "select", "predict"} <= set(commands)
+    assert {"demo", "fit", "select", "predict", "posterior"} <= set(commands)
     for name, sub in commands.items():
         text = " ".join(sub.format_help().split())
         assert sub.description, name
@@ -302,3 +304,30 @@ def test_parse_k_range(text, expected):
 def test_parse_k_range_rejects(text):
     with pytest.raises(argparse.ArgumentTypeError):
         parse_k_range(text)
+
+
+@pytest.mark.slow
+def test_posterior_writes_its_files(data_dir, fitted_dir):
+    """Compiles and samples a small PyMC model (about a minute)."""
+    model, _ = fitted_dir
+    out = data_dir / "posterior_out"
+    result = run_cli(
+        "posterior", data_dir / "with_names.csv", "--model", model / "model.json",
+        "--draws", 60, "--tune", 60, "--chains", 2, "--out", out,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "warning" not in result.stderr
+    for name in ("model.json", "posterior_draws.csv", "comparison.csv", "summary.txt",
+                 "posterior_ellipses.png", "posterior_weights.png", "chains.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert (out / "posterior.zarr").is_dir()
+    draws = pd.read_csv(out / "posterior_draws.csv")
+    assert len(draws) == 2 * 60
+    assert {"chain", "draw", "weights[0]", "means[2, length]"} <= set(draws.columns)
+    comparison = pd.read_csv(out / "comparison.csv")
+    assert {"map", "mean", "hdi_lower", "hdi_upper", "r_hat"} <= set(comparison.columns)
+    assert "R-hat" in (out / "summary.txt").read_text()
+    import xarray as xr
+
+    tree = xr.open_datatree(out / "posterior.zarr", engine="zarr")
+    assert {"posterior", "map_estimate"} <= set(tree.children)
