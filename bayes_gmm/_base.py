@@ -145,14 +145,42 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
         resp[np.arange(n), labels] = 1.0
         return resp
 
+    def _initial_statistics_by_blocks(self, X, sample_weight, rng) -> SufficientStatistics | None:
+        """Initial statistics of large data without (n, k) arrays; None: use the plain path.
+
+        Draws the same random numbers as the plain path (k-means++ seeds equal scikit-learn's
+        unless two candidates tie to the last bit); "kmeans" and given arrays use the plain path.
+        """
+        init, k = self.init_params, self.k
+        if not isinstance(init, str) or init == "kmeans" or not _engine.is_large(X.shape[0], max(k, X.shape[1])):
+            return None
+        if init == "random":
+
+            def responsibilities(block, Xb):
+                resp = rng.uniform(size=(Xb.shape[0], k))
+                return resp / resp.sum(axis=1, keepdims=True)
+
+        else:
+            if init == "k-means++":
+                centers = _engine.kmeans_plusplus(X, k, sample_weight, rng)
+            else:  # random_from_data
+                centers = np.asarray(X[rng.choice(X.shape[0], size=k, replace=False)], dtype=float)
+
+            def responsibilities(block, Xb):
+                return np.eye(k)[_engine.nearest_center(Xb, centers)]
+
+        return _engine.initial_statistics(self._family, X, sample_weight, responsibilities, k)
+
     def _initialize(self, X, sample_weight, rng) -> GaussianParams:
         family = self._family
         n, d = X.shape
         k = self.k
         need_resp = self.weights_init is None or self.means_init is None or self.precisions_init is None
         if need_resp:
-            resp = self._initial_responsibilities(X, sample_weight, rng)
-            stats = family.statistics_from_responsibilities(np.asarray(X, dtype=float), resp, sample_weight)
+            stats = self._initial_statistics_by_blocks(X, sample_weight, rng)
+            if stats is None:
+                resp = self._initial_responsibilities(X, sample_weight, rng)
+                stats = family.statistics_from_responsibilities(np.asarray(X, dtype=float), resp, sample_weight)
             weights, means, covariances = self._m_step(stats)
         else:
             weights = means = covariances = None

@@ -27,9 +27,17 @@ import numpy as np
 from scipy.special import logsumexp
 
 from ._validation import _is_dask
-from .covariance import CovarianceFamily, GaussianParams, RawStatistics
+from .covariance import CovarianceFamily, GaussianParams, RawStatistics, SufficientStatistics
 
-__all__ = ["accumulate", "chunk_rows", "iter_blocks", "weighted_log_prob"]
+__all__ = [
+    "accumulate",
+    "chunk_rows",
+    "column_moments",
+    "initial_statistics",
+    "iter_blocks",
+    "kmeans_plusplus",
+    "weighted_log_prob",
+]
 
 #: Target number of floats in the (rows x K x d) whitened block of one chunk.
 _BLOCK_FLOATS = 1 << 19
@@ -183,3 +191,165 @@ def log_responsibilities(weighted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-row log normaliser and log responsibilities from weighted log probabilities."""
     log_norm = logsumexp(weighted, axis=1)
     return log_norm, weighted - log_norm[:, None]
+
+
+# ----------------------------------------------------------------------------------------
+# initialisation and data moments by blocks (memory that does not grow with n)
+# ----------------------------------------------------------------------------------------
+#: Above this many floats in an (n x K) or (n x d) temporary, the initialisation and the
+#: data moments are computed by blocks; below it they use the plain whole-array code (whose
+#: results, bit for bit, earlier versions reproduce).
+_LARGE_FLOATS = 1 << 25
+#: Rows per block of the passes that only need a few numbers per row.
+_INIT_ROWS = 1 << 15
+
+
+def is_large(n_samples: int, width: int) -> bool:
+    """Whether an (n_samples x width) float64 temporary is too large to build whole."""
+    return n_samples * max(width, 8) > _LARGE_FLOATS
+
+
+def column_moments(X: np.ndarray, sample_weight: np.ndarray | None):
+    """Weighted column mean, covariance (n - 1 denominator) and mean of squares, by blocks.
+
+    The same quantities as :func:`bayes_gmm.prior._weighted_moments`, in two passes (the
+    mean, then the scatter about it) with no (n x d) temporary.
+    """
+    n, d = X.shape
+    total = float(n) if sample_weight is None else float(np.sum(sample_weight))
+    first = np.zeros(d)
+    for block, Xb in iter_blocks(X, _INIT_ROWS):
+        first += Xb.sum(axis=0, dtype=np.float64) if sample_weight is None else sample_weight[block] @ Xb
+    mean = first / total
+    scatter = np.zeros((d, d))
+    square = np.zeros(d)
+    for block, Xb in iter_blocks(X, _INIT_ROWS):
+        diff = Xb - mean
+        weighted = diff if sample_weight is None else diff * sample_weight[block][:, None]
+        scatter += weighted.T @ diff
+        xw = Xb if sample_weight is None else Xb * sample_weight[block][:, None]
+        square += np.einsum("ij,ij->j", xw, Xb, dtype=np.float64)
+    denom = total - 1.0 if total > 1.0 else 1.0
+    cov = scatter / denom
+    return mean, 0.5 * (cov + cov.T), square / total
+
+
+def _squared_distances(centers: np.ndarray, Xb: np.ndarray) -> np.ndarray:
+    """(t, m) squared Euclidean distances, computed as scikit-learn's ``_euclidean_distances``."""
+    Xb = np.asarray(Xb, dtype=np.float64)
+    distances = -2 * (centers @ Xb.T)
+    distances += np.einsum("ij,ij->i", centers, centers)[:, None]
+    distances += np.einsum("ij,ij->i", Xb, Xb)[None, :]
+    np.maximum(distances, 0, out=distances)
+    return distances
+
+
+def nearest_center(Xb: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """Index of the nearest center of each row (same arithmetic as ``_base._nearest``)."""
+    Xb = np.asarray(Xb, dtype=np.float64)
+    d2 = np.sum(Xb * Xb, axis=1)[:, None] - 2.0 * Xb @ centers.T + np.sum(centers * centers, axis=1)[None, :]
+    return np.argmin(d2, axis=1)
+
+
+def kmeans_plusplus(X: np.ndarray, n_clusters: int, sample_weight: np.ndarray | None, random_state) -> np.ndarray:
+    """k-means++ seeds by blocks: :func:`sklearn.cluster.kmeans_plusplus` without its n x t arrays.
+
+    The same algorithm, drawing the same random numbers from ``random_state`` (a
+    ``numpy.random.RandomState``) in the same order; only sums over the rows are added by
+    blocks, so the seeds equal scikit-learn's unless two candidates tie to the last bit.
+    Extra memory: one float64 per row.
+    """
+    n, d = X.shape
+    n_trials = 2 + int(np.log(n_clusters))
+    w_total = float(n) if sample_weight is None else float(np.sum(sample_weight))
+
+    def weight(block):
+        return None if sample_weight is None else sample_weight[block]
+
+    # first center: RandomState.choice(n, p=w / w.sum()), replayed by blocks
+    carry = 0.0
+    for block, _ in iter_blocks(X[:, :1], _INIT_ROWS):
+        p = np.full(block.stop - block.start, 1.0 / n) if sample_weight is None else sample_weight[block] / w_total
+        p[0] += carry
+        carry = np.cumsum(p)[-1]
+    cdf_last = carry
+    u = random_state.random_sample()
+    center_id = 0
+    carry = 0.0
+    for block, _ in iter_blocks(X[:, :1], _INIT_ROWS):
+        p = np.full(block.stop - block.start, 1.0 / n) if sample_weight is None else sample_weight[block] / w_total
+        p[0] += carry
+        cdf = np.cumsum(p)
+        carry = cdf[-1]
+        cdf /= cdf_last
+        center_id += int(np.searchsorted(cdf, u, side="right"))
+    center_id = min(center_id, n - 1)
+
+    centers = np.empty((n_clusters, d))
+    centers[0] = X[center_id]
+    closest = np.empty(n)
+    pot = 0.0
+    for block, Xb in iter_blocks(X, _INIT_ROWS):
+        closest[block] = _squared_distances(centers[:1], Xb)[0]
+        w = weight(block)
+        pot += float(np.sum(closest[block]) if w is None else closest[block] @ w)
+    for c in range(1, n_clusters):
+        rand_vals = random_state.uniform(size=n_trials) * pot
+        candidate_ids = np.zeros(n_trials, dtype=np.intp)
+        carry = 0.0
+        for block, _ in iter_blocks(X[:, :1], _INIT_ROWS):
+            w = weight(block)
+            values = closest[block].copy() if w is None else w * closest[block]
+            values[0] += carry
+            cumulative = np.cumsum(values)
+            carry = cumulative[-1]
+            candidate_ids += np.searchsorted(cumulative, rand_vals)
+        np.clip(candidate_ids, None, n - 1, out=candidate_ids)
+        candidates = np.asarray(X[candidate_ids], dtype=np.float64)
+        pots = np.zeros(n_trials)
+        for block, Xb in iter_blocks(X, _INIT_ROWS):
+            distances = _squared_distances(candidates, Xb)
+            np.minimum(closest[block], distances, out=distances)
+            w = weight(block)
+            pots += distances.sum(axis=1) if w is None else distances @ w
+        best = int(np.argmin(pots))
+        pot = float(pots[best])
+        for block, Xb in iter_blocks(X, _INIT_ROWS):
+            np.minimum(closest[block], _squared_distances(candidates[best : best + 1], Xb)[0], out=closest[block])
+        centers[c] = candidates[best]
+    return centers
+
+
+def initial_statistics(
+    family: CovarianceFamily,
+    X: np.ndarray,
+    sample_weight: np.ndarray | None,
+    block_responsibilities,
+    n_components: int,
+) -> SufficientStatistics:
+    """Statistics of responsibilities produced block by block, without an (n x K) array.
+
+    ``block_responsibilities(block, Xb)`` returns the (m, K) responsibilities of the rows
+    ``block``; it is called once per block, in order.  The statistics are accumulated in
+    coordinates centred on the first block's mean (whitening by the identity) and moved
+    back with :meth:`CovarianceFamily.finalize`.
+    """
+    n, d = X.shape
+    total: RawStatistics | None = None
+    params: GaussianParams | None = None
+    for block, Xb in iter_blocks(X, chunk_rows(n, n_components, d)):
+        resp = np.asarray(block_responsibilities(block, Xb), dtype=np.float64)
+        if params is None:
+            center = np.broadcast_to(Xb.mean(axis=0, dtype=np.float64), (n_components, d)).copy()
+            params = family.params(np.full(n_components, 1.0 / n_components), center, family.identity_covariances(n_components, d))
+        Y = family._whiten_t(Xb, params.means, params.precisions_cholesky)
+        R = np.ascontiguousarray(resp.T)
+        if sample_weight is not None:
+            R *= sample_weight[block]
+        weight = float(Xb.shape[0]) if sample_weight is None else float(np.sum(sample_weight[block]))
+        nk = R.sum(axis=1)
+        first, second = family._moments(Y, R.astype(Y.dtype, copy=False))
+        raw = RawStatistics(0.0, weight, nk, first, second)
+        total = raw if total is None else total + raw
+    assert total is not None and params is not None
+    return family.finalize(total, params)

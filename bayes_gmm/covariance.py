@@ -213,6 +213,10 @@ class CovarianceFamily:
     def covariances_from_precisions_cholesky(self, prec_chol: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def identity_covariances(self, n_components: int, n_features: int) -> np.ndarray:
+        """Unit covariances in the family's shape (whitening by them only shifts the data)."""
+        raise NotImplementedError
+
     # -- densities ---------------------------------------------------------------------
     def whiten(self, X: np.ndarray, means: np.ndarray, prec_chol: np.ndarray) -> np.ndarray:
         """``y_ik = (x_i - mu_k) P_k``, shape (n, K, d), in ``X``'s floating dtype."""
@@ -329,6 +333,9 @@ class CovarianceFamily:
 class FullCovariance(CovarianceFamily):
     name = "full"
 
+    def identity_covariances(self, n_components, n_features):
+        return np.broadcast_to(np.eye(n_features), (n_components, n_features, n_features)).copy()
+
     def n_cov_parameters(self, k, d):
         return k * d * (d + 1) // 2
 
@@ -441,6 +448,9 @@ class FullCovariance(CovarianceFamily):
 class TiedCovariance(CovarianceFamily):
     name = "tied"
 
+    def identity_covariances(self, n_components, n_features):
+        return np.eye(n_features)
+
     def n_cov_parameters(self, k, d):
         return d * (d + 1) // 2
 
@@ -534,6 +544,9 @@ def _check_variances(var: np.ndarray, family: str) -> tuple[np.ndarray, np.ndarr
 class DiagCovariance(CovarianceFamily):
     name = "diag"
 
+    def identity_covariances(self, n_components, n_features):
+        return np.ones((n_components, n_features))
+
     def n_cov_parameters(self, k, d):
         return k * d
 
@@ -596,6 +609,9 @@ class DiagCovariance(CovarianceFamily):
 # ----------------------------------------------------------------------------------------
 class SphericalCovariance(CovarianceFamily):
     name = "spherical"
+
+    def identity_covariances(self, n_components, n_features):
+        return np.ones(n_components)
 
     def n_cov_parameters(self, k, d):
         return k
