@@ -567,7 +567,11 @@ def _posterior(args) -> int:
     )
     written = [save(est, out / "model.json")]
     store = out / "posterior.zarr"
-    idata.to_zarr(store, mode="w", consolidated=False)
+    with warnings.catch_warnings():
+        # consolidated metadata lets xarray.open_datatree read the store without a warning;
+        # zarr notes that it is not (yet) in the Zarr 3 specification
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        idata.to_zarr(store, mode="w", consolidated=True)
     written.append(store)
     _draws_table(idata).to_csv(out / "posterior_draws.csv", index=False)
     written.append(out / "posterior_draws.csv")
