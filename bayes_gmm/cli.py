@@ -201,7 +201,13 @@ def read_data(
 
 
 def parse_k_range(text: str) -> list[int]:
-    """``"1-9"``, ``"2,3,5"`` or ``"1-4,8"`` -> sorted distinct integers >= 1."""
+    """``"1-9"``, ``"2,3,5"`` or ``"1-4,8"`` -> sorted distinct integers >= 1.
+
+    Examples
+    --------
+    >>> parse_k_range("1-4,8")
+    [1, 2, 3, 4, 8]
+    """
     out: set[int] = set()
     for token in text.split(","):
         match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", token)
