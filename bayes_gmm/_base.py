@@ -152,7 +152,7 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
         unless two candidates tie to the last bit); "kmeans" and given arrays use the plain path.
         """
         init, k = self.init_params, self.k
-        if not isinstance(init, str) or init == "kmeans" or not _engine.is_large(X.shape[0], max(k, X.shape[1])):
+        if not isinstance(init, str) or init == "kmeans" or not _engine.by_blocks(X, max(k, X.shape[1])):
             return None
         if init == "random":
 

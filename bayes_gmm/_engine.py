@@ -20,6 +20,7 @@ rows of ``X``.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -47,6 +48,7 @@ _MIN_ROWS, _MAX_ROWS = 1024, 4096
 _MIN_PARALLEL_FLOATS = 1 << 19
 
 _pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
 _blas = None
 
 
@@ -71,7 +73,12 @@ def _as_block(X: np.ndarray, block: slice) -> np.ndarray:
 
 
 def iter_blocks(X: np.ndarray, rows: int) -> Iterator[tuple[slice, np.ndarray]]:
-    """``(slice, rows of X)`` by blocks of ``rows`` rows, for passes over the data elsewhere."""
+    """``(slice, rows of X)`` by blocks of ``rows`` rows (a dask array: by its own blocks)."""
+    if _is_dask(X):
+        from ._dask import iter_blocks as iter_dask_blocks
+
+        yield from iter_dask_blocks(X)
+        return
     for block in _blocks(X.shape[0], rows):
         yield block, _as_block(X, block)
 
@@ -116,16 +123,18 @@ def _thread_pool(workers: int) -> ThreadPoolExecutor:
     return _pool
 
 
-def _map_blocks(function, blocks: list[slice], work: int) -> list:
+def _map_blocks(function, blocks: list[slice], work: int, threads: int | None = None) -> list:
     """``[function(block) for block in blocks]``, on several threads when it pays."""
-    workers = n_workers(len(blocks), work)
+    workers = n_workers(len(blocks), work) if threads is None else max(1, min(threads, len(blocks)))
     if workers == 1:
         return [function(block) for block in blocks]
 
     def run(first: int) -> list:
         return [function(block) for block in blocks[first::workers]]
 
-    with _blas_controller().limit(limits=1):
+    # one pass at a time sets the (process-wide) BLAS limit, so concurrent fits cannot
+    # leave it wrong
+    with _pool_lock, _blas_controller().limit(limits=1):
         parts = list(_thread_pool(workers).map(run, range(workers)))
     out = [None] * len(blocks)
     for first, part in enumerate(parts):
@@ -149,15 +158,18 @@ def accumulate(
     sample_weight: np.ndarray | None,
     params: GaussianParams,
     chunk_size: int | None = None,
+    *,
+    threads: int | None = None,
 ) -> RawStatistics:
     """E-step and sufficient statistics of all rows of ``X`` under ``params``.
 
     ``X`` is a NumPy array (a ``numpy.memmap`` included) or a ``dask.array`` chunked by rows.
+    ``threads``: None chooses (see the module's docstring), 1 keeps the pass on this thread.
     """
     if _is_dask(X):
         from ._dask import accumulate as accumulate_dask
 
-        return accumulate_dask(family, X, sample_weight, params)
+        return accumulate_dask(family, X, sample_weight, params, chunk_size)
     n, d = X.shape
     k = params.means.shape[0]
     blocks = _blocks(n, chunk_rows(n, k, d, chunk_size))
@@ -166,7 +178,7 @@ def accumulate(
         w = None if sample_weight is None else sample_weight[block]
         return family.accumulate(_as_block(X, block), w, params)
 
-    return _sum_in_order(_map_blocks(one, blocks, n * k * d))
+    return _sum_in_order(_map_blocks(one, blocks, n * k * d, threads))
 
 
 def weighted_log_prob(
@@ -199,7 +211,7 @@ def log_responsibilities(weighted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 #: Above this many floats in an (n x K) or (n x d) temporary, the initialisation and the
 #: data moments are computed by blocks; below it they use the plain whole-array code (whose
 #: results, bit for bit, earlier versions reproduce).
-_LARGE_FLOATS = 1 << 25
+_LARGE_FLOATS = 1 << 22
 #: Rows per block of the passes that only need a few numbers per row.
 _INIT_ROWS = 1 << 15
 
@@ -207,6 +219,11 @@ _INIT_ROWS = 1 << 15
 def is_large(n_samples: int, width: int) -> bool:
     """Whether an (n_samples x width) float64 temporary is too large to build whole."""
     return n_samples * max(width, 8) > _LARGE_FLOATS
+
+
+def by_blocks(X, width: int) -> bool:
+    """Whether passes over ``X`` with (n x width) temporaries must go block by block."""
+    return _is_dask(X) or is_large(X.shape[0], width)
 
 
 def column_moments(X: np.ndarray, sample_weight: np.ndarray | None):

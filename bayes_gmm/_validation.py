@@ -52,6 +52,10 @@ def check_data(X, *, name: str = "X", allow_memmap: bool = True) -> np.ndarray:
         )
     if isinstance(X, (str, bytes)) or X is None:
         raise TypeError(f"{name} must be a 2-D array of numbers, got {type(X).__name__}.")
+    if _is_dask(X) and hasattr(X, "chunks"):  # stays lazy; finiteness checked per block
+        from ._dask import check_dask_array
+
+        return check_dask_array(X, name)
     if hasattr(X, "to_numpy") and not isinstance(X, np.ndarray):  # pandas
         X = X.to_numpy()
     if isinstance(X, np.memmap) and allow_memmap and X.dtype in (np.float32, np.float64) and X.flags.c_contiguous:

@@ -7,7 +7,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _engine
 from ._base import BaseGaussianMixtureEM
-from ._validation import check_data
+from ._validation import _is_dask, check_data
 from .covariance import GaussianParams, SufficientStatistics, get_family
 from .prior import NIWPrior, _as_positive
 
@@ -143,7 +143,7 @@ class MapEM(BaseGaussianMixtureEM):
         if self.prior is None:
             _as_positive("prior_strength", self.prior_strength)
             prior = NIWPrior.from_data(
-                np.asarray(X, dtype=float) if not isinstance(X, np.ndarray) else X,
+                X if isinstance(X, np.ndarray) or _is_dask(X) else np.asarray(X, dtype=float),
                 self.k,
                 self.covariance_type,
                 prior_strength=self.prior_strength,

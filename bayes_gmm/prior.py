@@ -123,7 +123,7 @@ def _as_positive(name: str, value: Any, *, strict: bool = True) -> float:
 def _weighted_moments(X: np.ndarray, sample_weight: np.ndarray | None):
     from . import _engine
 
-    if _engine.is_large(*X.shape):  # by blocks, no (n, d) temporaries
+    if _engine.by_blocks(X, X.shape[1]):  # no (n, d) temporaries; dask arrays stay lazy
         return _engine.column_moments(X, sample_weight)
     n = X.shape[0]
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
