@@ -292,6 +292,8 @@ def select(
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
+        A pandas DataFrame's column names are kept by the fitted estimators
+        (``feature_names_in_``).
     k : int or iterable of int, default=range(1, 10)
         Numbers of components to try.  A ``k`` larger than the number of rows gives a failed row.
     covariance_types : str or sequence of {"full", "tied", "diag", "spherical"}
@@ -338,8 +340,9 @@ def select(
     """
     import pandas as pd
 
-    X = check_data(X)
-    X = np.asarray(X, dtype=np.float64)
+    array = np.asarray(check_data(X), dtype=np.float64)
+    # a DataFrame is fitted as it is, so that the estimators keep its column names
+    X = X if hasattr(X, "columns") and hasattr(X, "iloc") else array
     k_values = _check_k_grid(k)
     types = _check_types(covariance_types)
     criterion = _check_criterion(criterion)

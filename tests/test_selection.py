@@ -265,3 +265,4 @@ def test_accepts_a_dataframe_and_lazy_import(rng):
     result = bayes_gmm.select(X, k=[1, 2], covariance_types="full", random_state=0)
     assert len(result.table) == 2
     assert "best=" in repr(result)
+    assert list(result.best_estimator_.feature_names_in_) == ["a", "b"]
