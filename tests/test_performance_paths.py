@@ -1,0 +1,249 @@
+"""The fast paths (chunked kernel, threads, float32, memmap, blocked initialisation, Dask)
+give the answers of the plain reference computations."""
+
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from conftest import COVARIANCE_TYPES
+from scipy.special import logsumexp
+from sklearn.cluster import kmeans_plusplus
+from sklearn.utils import check_random_state
+
+from bayes_gmm import MapEM, _engine
+from bayes_gmm.covariance import get_family
+from bayes_gmm.prior import _weighted_moments
+
+
+def _random_params(family, rng, k, d):
+    means = rng.normal(size=(k, d)) + 5.0
+    if family.name == "full":
+        A = rng.normal(size=(k, d, d))
+        cov = A @ A.transpose(0, 2, 1) + np.eye(d)
+    elif family.name == "tied":
+        A = rng.normal(size=(d, d))
+        cov = A @ A.T + np.eye(d)
+    elif family.name == "diag":
+        cov = rng.random((k, d)) + 0.5
+    else:
+        cov = rng.random(k) + 0.5
+    weights = rng.random(k) + 0.1
+    return family.params(weights / weights.sum(), means, cov)
+
+
+def _rel(a, b):
+    return float(np.max(np.abs(np.asarray(a) - np.asarray(b))) / np.max(np.abs(b)))
+
+
+def _data(rng, n=1037, d=3):
+    return rng.normal(size=(n, d)) * 2.0 + 5.0 + 3.0 * rng.integers(0, 3, size=(n, 1))
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("chunk_size", [None, 100, 61, 1037, 5000])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_fast_statistics_equal_reference(rng, covariance_type, chunk_size, weighted):
+    family = get_family(covariance_type)
+    X = _data(rng)
+    params = _random_params(family, rng, 4, X.shape[1])
+    sample_weight = rng.random(X.shape[0]) * 3 if weighted else None
+    log_prob = family.log_prob(X, params.means, params.precisions_cholesky) + np.log(params.weights)
+    log_norm = logsumexp(log_prob, axis=1)
+    resp = np.exp(log_prob - log_norm[:, None])
+    ref = family.statistics_from_responsibilities(X, resp, sample_weight)
+
+    raw = _engine.accumulate(family, X, sample_weight, params, chunk_size)
+    got = family.finalize(raw, params)
+    assert _rel(got.nk, ref.nk) < 1e-12
+    assert _rel(got.xbar, ref.xbar) < 1e-12
+    assert _rel(got.scatter, ref.scatter) < 1e-12
+    assert got.total_weight == pytest.approx(ref.total_weight, rel=1e-14)
+    w = np.ones(X.shape[0]) if sample_weight is None else sample_weight
+    assert raw.log_likelihood == pytest.approx(float(w @ log_norm), rel=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_threads_do_not_change_the_result(rng, covariance_type, monkeypatch):
+    family = get_family(covariance_type)
+    X = _data(rng, n=20_000, d=4)
+    params = _random_params(family, rng, 5, 4)
+    serial = _engine.accumulate(family, X, None, params, 1000, threads=1)
+    monkeypatch.setattr(_engine, "_MIN_PARALLEL_FLOATS", 0)
+    monkeypatch.setattr(_engine, "_available_cores", lambda: 2)
+    monkeypatch.setattr(_engine, "n_workers", lambda n_blocks, work: 2)
+    threaded = _engine.accumulate(family, X, None, params, 1000)
+    assert threaded.log_likelihood == serial.log_likelihood
+    np.testing.assert_array_equal(threaded.second, serial.second)
+    np.testing.assert_array_equal(threaded.first, serial.first)
+
+
+def _start(X, covariance_type):
+    est = MapEM(3, covariance_type=covariance_type, max_iter=1, tol=1.0, random_state=0).fit(X)
+    init = {"weights_init": est.weights_, "means_init": est.means_, "precisions_init": est.precisions_}
+    return init, est.prior_
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_integer_weights_equal_repeated_rows(rng, covariance_type):
+    X = _data(rng, n=300)
+    counts = rng.integers(0, 4, size=X.shape[0])
+    init, prior = _start(X, covariance_type)
+    weighted = MapEM(3, covariance_type=covariance_type, max_iter=5, tol=0.0, prior=prior, **init)
+    repeated = MapEM(3, covariance_type=covariance_type, max_iter=5, tol=0.0, prior=prior, **init)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        weighted.fit(X, sample_weight=counts)
+        repeated.fit(np.repeat(X, counts, axis=0))
+    np.testing.assert_allclose(weighted.means_, repeated.means_, rtol=1e-10)
+    np.testing.assert_allclose(weighted.covariances_, repeated.covariances_, rtol=1e-10)
+    np.testing.assert_allclose(weighted.weights_, repeated.weights_, rtol=1e-10)
+    assert weighted.log_posterior_ == pytest.approx(repeated.log_posterior_, rel=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_zero_weight_drops_the_row(rng, covariance_type):
+    X = _data(rng, n=300)
+    keep = rng.random(X.shape[0]) > 0.2
+    init, prior = _start(X, covariance_type)
+    kwargs = dict(covariance_type=covariance_type, max_iter=5, tol=0.0, prior=prior, **init)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zero = MapEM(3, **kwargs).fit(X, sample_weight=keep.astype(float))
+        dropped = MapEM(3, **kwargs).fit(X[keep])
+    np.testing.assert_allclose(zero.means_, dropped.means_, rtol=1e-10)
+    np.testing.assert_allclose(zero.covariances_, dropped.covariances_, rtol=1e-10)
+    assert zero.log_posterior_ == pytest.approx(dropped.log_posterior_, rel=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_memmap_fit_equals_in_memory_fit(rng, tmp_path, covariance_type):
+    X = _data(rng, n=2000)
+    path = tmp_path / "X.npy"
+    np.save(path, X)
+    mapped = np.load(path, mmap_mode="r")
+    assert isinstance(mapped, np.memmap)
+    a = MapEM(3, covariance_type=covariance_type, random_state=0).fit(X)
+    b = MapEM(3, covariance_type=covariance_type, random_state=0).fit(mapped)
+    assert a.log_posterior_ == b.log_posterior_
+    np.testing.assert_array_equal(a.means_, b.means_)
+
+
+def test_memmap_is_not_copied(rng, tmp_path, monkeypatch):
+    X = _data(rng, n=2000)
+    path = tmp_path / "X.npy"
+    np.save(path, X)
+    mapped = np.load(path, mmap_mode="r")
+    seen = []
+    original = _engine._as_block
+
+    def spy(data, block):
+        seen.append(data)
+        return original(data, block)
+
+    monkeypatch.setattr(_engine, "_as_block", spy)
+    MapEM(3, random_state=0).fit(mapped)
+    assert seen and all(isinstance(data, np.memmap) for data in seen)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_float32_fit_is_accurate(rng, covariance_type):
+    X = _data(rng, n=3000).astype(np.float32)
+    init, prior = _start(X.astype(np.float64), covariance_type)
+    kwargs = dict(covariance_type=covariance_type, max_iter=10, tol=0.0, prior=prior, **init)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        single = MapEM(3, **kwargs).fit(X)
+        double = MapEM(3, **kwargs).fit(X.astype(np.float64))
+    assert _rel(single.means_, double.means_) < 1e-4
+    assert _rel(single.covariances_, double.covariances_) < 1e-4
+    assert single.log_posterior_ == pytest.approx(double.log_posterior_, rel=1e-6)
+
+
+def test_float32_block_is_computed_in_float32(rng):
+    family = get_family("full")
+    params = _random_params(family, rng, 3, 3)
+    X = _data(rng, n=50).astype(np.float32)
+    assert family.log_prob(X, params.means, params.precisions_cholesky).dtype == np.float32
+    raw = family.accumulate(X, None, params)
+    assert raw.second.dtype == np.float64
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_blocked_kmeans_plusplus_equals_sklearn(rng, monkeypatch, weighted):
+    X = _data(rng, n=20_000, d=4)
+    sample_weight = rng.random(X.shape[0]) if weighted else None
+    monkeypatch.setattr(_engine, "_INIT_ROWS", 3001)
+    expected, _ = kmeans_plusplus(X, 6, random_state=check_random_state(7), sample_weight=sample_weight)
+    got = _engine.kmeans_plusplus(X, 6, sample_weight, check_random_state(7))
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("init_params", ["k-means++", "random", "random_from_data"])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_blocked_initialisation_equals_plain(rng, monkeypatch, init_params, covariance_type):
+    X = _data(rng, n=3000)
+    plain = MapEM(3, covariance_type=covariance_type, init_params=init_params, random_state=0, max_iter=3, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain.fit(X)
+        monkeypatch.setattr(_engine, "_LARGE_FLOATS", 1000)
+        monkeypatch.setattr(_engine, "_INIT_ROWS", 700)
+        blocked = MapEM(3, covariance_type=covariance_type, init_params=init_params, random_state=0, max_iter=3, tol=0.0)
+        blocked.fit(X)
+    assert blocked.log_posterior_ == pytest.approx(plain.log_posterior_, rel=1e-12)
+    assert _rel(blocked.means_, plain.means_) < 1e-10
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_blocked_data_moments_equal_plain(rng, monkeypatch, weighted):
+    X = _data(rng, n=5000, d=4)
+    sample_weight = rng.random(X.shape[0]) if weighted else None
+    plain = _weighted_moments(X, sample_weight)
+    monkeypatch.setattr(_engine, "_LARGE_FLOATS", 1000)
+    monkeypatch.setattr(_engine, "_INIT_ROWS", 777)
+    blocked = _weighted_moments(X, sample_weight)
+    for a, b in zip(blocked, plain, strict=True):
+        assert _rel(a, b) < 1e-12
+
+
+def test_import_does_not_import_dask():
+    import subprocess
+
+    code = "import sys, bayes_gmm; bayes_gmm.MapEM(2); print('dask' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_dask_fit_equals_numpy_fit(rng, covariance_type):
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    X = _data(rng, n=2000)
+    expected = MapEM(3, covariance_type=covariance_type, random_state=0).fit(X)
+    with dask.config.set(scheduler="threads"):
+        got = MapEM(3, covariance_type=covariance_type, random_state=0).fit(da.from_array(X, chunks=(450, 3)))
+    assert got.n_iter_ == expected.n_iter_
+    assert got.log_posterior_ == pytest.approx(expected.log_posterior_, rel=1e-10)
+    assert _rel(got.means_, expected.means_) < 1e-10
+    assert _rel(got.covariances_, expected.covariances_) < 1e-10
+    np.testing.assert_array_equal(got.predict(X), expected.predict(X))
+
+
+def test_dask_sample_weight_and_lazy_finiteness_check(rng):
+    da = pytest.importorskip("dask.array")
+    X = _data(rng, n=1000)
+    w = rng.random(X.shape[0])
+    expected = MapEM(3, random_state=0).fit(X, sample_weight=w)
+    got = MapEM(3, random_state=0).fit(da.from_array(X, chunks=(300, 3)), sample_weight=w)
+    assert got.log_posterior_ == pytest.approx(expected.log_posterior_, rel=1e-10)
+    bad = X.copy()
+    bad[700, 1] = np.nan
+    lazy = da.from_array(bad, chunks=(300, 3))
+    from bayes_gmm._validation import check_data
+
+    checked = check_data(lazy)  # no error yet: nothing computed
+    assert checked.shape == X.shape
+    with pytest.raises(ValueError, match="NaN at row 100, column 1.*row 600"):
+        MapEM(3, random_state=0).fit(lazy)
