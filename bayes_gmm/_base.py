@@ -357,8 +357,8 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
 
     def bic(self, X) -> float:
         """Bayesian information criterion at the fitted parameters (lower is better)."""
-        X = self._validate_X(X, reset=False)
-        return float(-2.0 * np.sum(self.score_samples(X)) + self._n_parameters() * np.log(X.shape[0]))
+        n_samples = self._validate_X(X, reset=False).shape[0]
+        return float(-2.0 * np.sum(self.score_samples(X)) + self._n_parameters() * np.log(n_samples))
 
     def aic(self, X) -> float:
         """Akaike information criterion at the fitted parameters (lower is better)."""

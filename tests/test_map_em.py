@@ -372,3 +372,25 @@ def test_import_does_not_import_pymc():
     code = "import bayes_gmm, sys; bayes_gmm.MapEM(2).fit([[0.0], [1.0], [5.0]]); print('pymc' in sys.modules, 'pytensor' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False False"
+
+
+@pytest.mark.parametrize("ct", COVARIANCE_TYPES)
+def test_covariances_from_precisions_cholesky_inverts_cholesky(rng, ct):
+    X, _ = make_blobs3(rng)
+    X[:, 1] += 0.7 * X[:, 0]
+    est = MapEM(3, covariance_type=ct, random_state=0).fit(X)
+    family = get_family(ct)
+    np.testing.assert_allclose(family.covariances_from_precisions_cholesky(est.precisions_cholesky_),
+                               est.covariances_, rtol=1e-10)
+
+
+def test_criteria_accept_dataframes_without_warnings(rng):
+    import pandas as pd
+
+    X, _ = make_blobs3(rng)
+    df = pd.DataFrame(X, columns=["a", "b"])
+    est = MapEM(3, random_state=0).fit(df)
+    loglik = est.score_samples(df).sum()
+    assert est.bic(df) == pytest.approx(-2 * loglik + 17 * np.log(len(df)))  # warnings are errors here
+    assert est.aic(df) == pytest.approx(-2 * loglik + 2 * 17)
+    assert est.icl(df) >= est.bic(df)
