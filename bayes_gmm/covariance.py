@@ -140,6 +140,8 @@ def _centered_t(X: np.ndarray, means: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 def _squared_norms_t(Y: np.ndarray) -> np.ndarray:
     """``sum_j Y[:, j, :]**2``, shape (K, m), from Y (K, d, m)."""
+    if Y.shape[1] > 3:
+        return np.einsum("kdm,kdm->km", Y, Y)
     out = Y[:, 0, :] * Y[:, 0, :]
     for j in range(1, Y.shape[1]):
         row = Y[:, j, :]
@@ -371,8 +373,8 @@ class FullCovariance(CovarianceFamily):
         prec_chol = np.asarray(prec_chol, dtype=float)
         out = np.empty_like(prec_chol)
         for j, p in enumerate(prec_chol):
-            inv = _triangular_inverse(p.T)  # lower inverse = cov_chol^T ... (P^T)^-1 = L^T
-            out[j] = inv.T @ inv
+            inv = _triangular_inverse(p.T)  # (P^T)^-1: precision = P P^T, so Sigma = P^-T P^-1
+            out[j] = inv @ inv.T
         return out
 
     def _whiten_t(self, X, means, prec_chol):
@@ -467,7 +469,7 @@ class TiedCovariance(CovarianceFamily):
 
     def covariances_from_precisions_cholesky(self, prec_chol):
         inv = _triangular_inverse(np.asarray(prec_chol, dtype=float).T)
-        return inv.T @ inv
+        return inv @ inv.T
 
     def _whiten_t(self, X, means, prec_chol):
         Xt, shifted = _centered_t(X, means)
