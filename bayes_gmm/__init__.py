@@ -40,6 +40,8 @@ _LAZY = {
     # ArviZ diagnostics (bayes_gmm.diagnostics)
     "compare": ".diagnostics",
     "to_datatree": ".diagnostics",
+    "predictive_comparison": ".diagnostics",
+    "loo_summary": ".diagnostics",
     # model selection and persistence
     "select": ".selection",
     "save": ".io",
