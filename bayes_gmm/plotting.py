@@ -309,13 +309,15 @@ def plot_posterior_ellipses(est, idata, X=None, ax=None, *, n_draws=40, n_std=2.
     return ax
 
 
-def plot_posterior_marginals(est, idata, *, var_names=("weights",), kind="forest", ci_prob=0.94, **kwargs):
+def plot_posterior_marginals(est, idata, *, var_names=("weights",), kind="forest", ci_prob=0.94, coords=None,
+                             **kwargs):
     """Posterior marginals of the relabelled draws with the MAP values as references.
 
     ``kind="forest"``: ``arviz_plots.plot_forest`` (posterior mean, 50% and ``ci_prob`` HDI
     per entry) with the MAP as red diamonds.  ``kind="dist"``: ``arviz_plots.plot_dist`` (one
     panel per entry) with the MAP as dashed vertical lines (``arviz_plots.add_lines``).
-    ``kwargs`` go to the ArviZ function.  Returns the ``PlotCollection``.
+    ``coords`` (e.g. ``{"component": [0, 1]}``) selects entries; ``kwargs`` go to the ArviZ
+    function.  Returns the ``PlotCollection``.
     """
     import arviz_plots as azp
 
@@ -328,6 +330,9 @@ def plot_posterior_marginals(est, idata, *, var_names=("weights",), kind="forest
     ref = map_dataset(est, coords={name: posterior[name].values for name in posterior.coords
                                    if name in ("component", "feature", "feature_bis")},
                       sample_dims=False)[var_names]
+    if coords:
+        ref = ref.sel({dim: values for dim, values in coords.items() if dim in ref.dims})
+        kwargs["coords"] = coords
     kwargs.setdefault("backend", "matplotlib")
     if kind == "dist":
         pc = azp.plot_dist(idata, var_names=var_names, ci_kind="hdi", ci_prob=ci_prob, **kwargs)

@@ -74,6 +74,8 @@ def test_to_datatree_is_usable_by_arviz(fitted):
 def test_lazy_names():
     assert bayes_gmm.to_datatree is to_datatree
     assert bayes_gmm.compare is compare
+    assert bayes_gmm.predictive_comparison is predictive_comparison
+    assert bayes_gmm.loo_summary is loo_summary
 
 
 def test_unfitted_estimator_is_rejected():

@@ -77,6 +77,14 @@ def test_posterior_marginals(problem, kind, tmp_path):
     _not_blank(fig, tmp_path / "marginals.png")
 
 
+@pytest.mark.parametrize("kind", ["forest", "dist"])
+def test_posterior_marginals_subset(problem, kind, tmp_path):
+    X, est, idata = problem
+    pc = plotting.plot_posterior_marginals(est, idata, var_names=["covariances"], kind=kind,
+                                           coords={"component": [0, 1]})
+    _not_blank(pc.viz["figure"].item(), tmp_path / "subset.png")
+
+
 def test_forest_marks_the_map(problem):
     X, est, idata = problem
     pc = plotting.plot_posterior_marginals(est, idata, var_names=["weights"])
