@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import numbers
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -47,8 +48,10 @@ from scipy.optimize import linear_sum_assignment
 from scipy.special import logsumexp
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from ._validation import check_data, check_positive
+from .exceptions import ConvergenceWarning
 from .map_em import MapEM, log_posterior
 
 __all__ = [
@@ -251,13 +254,16 @@ def _invwishart_random(nu, psi, rng=None, size=None):
     rng = np.random.default_rng(rng)
     psi = np.asarray(psi, dtype=float)
     d = psi.shape[-1]
+    if np.size(nu) != 1 or psi.size != d * d:
+        raise NotImplementedError("inverse-Wishart draws need unbatched parameters.")
+    nu, psi = float(np.reshape(nu, -1)[0]), psi.reshape(d, d)
     size = () if size is None else tuple(np.atleast_1d(size))
     L = np.linalg.cholesky(np.linalg.inv(psi))
     A = np.zeros((*size, d, d))
     rows, cols = np.tril_indices(d, -1)
     A[..., rows, cols] = rng.standard_normal((*size, rows.size))
     idx = np.arange(d)
-    A[..., idx, idx] = np.sqrt(rng.chisquare(float(nu) - idx, size=(*size, d)))
+    A[..., idx, idx] = np.sqrt(rng.chisquare(nu - idx, size=(*size, d)))
     B = L @ A
     return np.linalg.inv(B @ np.swapaxes(B, -1, -2))
 
@@ -281,30 +287,48 @@ def _mixture_logp_factory(covariance_type: str, d: int):
         weights = _core(weights, 1)
         means = _core(means, 2)
         covariances = _core(covariances, cov_ndim)
-        diff = value[None, :, :] - means[:, None, :]  # (K, n, d)
-        if covariance_type == "full":
+        k = means.shape[0]
+        # quad_ik = (x_i - mu_k)^T Lambda_k (x_i - mu_k) as one matrix product of data features
+        # (x x^T, x) with per-component coefficients; centring keeps the expansion accurate
+        centre = pt.mean(value, axis=0)
+        x = value - centre
+        mu = means - centre
+        if covariance_type in ("full", "tied"):
             L = pt.linalg.cholesky(covariances, lower=True, check_finite=False)
-            z = pt.linalg.solve_triangular(L, pt.swapaxes(diff, -1, -2), lower=True, check_finite=False)
-            quad = pt.sum(z**2, axis=-2)
+            eye = pt.broadcast_to(pt.eye(d, dtype=L.dtype), L.shape)
+            L_inv = pt.linalg.solve_triangular(L, eye, lower=True, check_finite=False)
+            prec = pt.matmul(pt.swapaxes(L_inv, -1, -2), L_inv)
             logdet = 2.0 * pt.sum(pt.log(pt.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
-        elif covariance_type == "tied":
-            L = pt.linalg.cholesky(covariances, lower=True, check_finite=False)
-            zx = pt.linalg.solve_triangular(L, value.T, lower=True, check_finite=False)  # (d, n)
-            zm = pt.linalg.solve_triangular(L, means.T, lower=True, check_finite=False)  # (d, K)
-            quad = pt.sum((zx[:, None, :] - zm[:, :, None]) ** 2, axis=0)
-            logdet = 2.0 * pt.sum(pt.log(pt.diagonal(L)))
+            if covariance_type == "tied":
+                prec = pt.broadcast_to(prec, (k, d, d))
+                logdet = pt.broadcast_to(logdet, (k,))
+            features = pt.concatenate([(x[:, :, None] * x[:, None, :]).reshape((x.shape[0], d * d)), x], axis=1)
+            prec_mu = pt.matmul(prec, mu[:, :, None])[:, :, 0]
+            coef = pt.concatenate([prec.reshape((k, d * d)), -2.0 * prec_mu], axis=1)
+            const = pt.sum(mu * prec_mu, axis=-1)
         elif covariance_type == "diag":
-            quad = pt.sum(diff**2 / covariances[:, None, :], axis=-1)
+            inv_var = 1.0 / covariances
+            features = pt.concatenate([x**2, x], axis=1)
+            coef = pt.concatenate([inv_var, -2.0 * mu * inv_var], axis=1)
+            const = pt.sum(mu**2 * inv_var, axis=-1)
             logdet = pt.sum(pt.log(covariances), axis=-1)
         else:
-            quad = pt.sum(diff**2, axis=-1) / covariances[:, None]
+            inv_var = 1.0 / covariances
+            features = pt.concatenate([pt.sum(x**2, axis=1, keepdims=True), x], axis=1)
+            coef = pt.concatenate([inv_var[:, None], -2.0 * mu * inv_var[:, None]], axis=1)
+            const = pt.sum(mu**2, axis=-1) * inv_var
             logdet = d * pt.log(covariances)
-        if covariance_type != "tied":
-            logdet = logdet[:, None]
-        comp = pt.log(weights)[:, None] - 0.5 * (d * _LOG_2PI + logdet + quad)
-        return pt.logsumexp(comp, axis=0)
+        quad = pt.matmul(features, coef.T)  # (n, K)
+        comp = pt.log(weights) - 0.5 * (d * _LOG_2PI + logdet + const) - 0.5 * quad
+        return pt.logsumexp(comp, axis=1)
 
     return logp
+
+
+def _invwishart_support_point(rv, size, nu, psi):
+    """The mode ``Psi / (nu + d + 1)``, broadcast to the variable's shape."""
+    d = rv.type.shape[-1]
+    return pt.broadcast_to(psi / (nu[..., None, None] + d + 1.0), rv.shape)
 
 
 def _mixture_random_factory(covariance_type: str):
@@ -405,6 +429,7 @@ def build_model(est: MapEM, X, *, coords: Mapping | None = None) -> pm.Model:
                 np.asarray(prior.psi0, dtype=float),
                 logp=invwishart_logp,
                 random=_invwishart_random,
+                support_point=_invwishart_support_point,
                 signature="(),(p,p)->(p,p)",
                 transform=PrecisionCholeskyTransform(ref),
                 dims=_COV_DIMS[ct],
@@ -588,7 +613,7 @@ def _second_best(cost: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> float:
     if k < 2:
         return np.inf
     best = np.inf
-    for j, c in zip(rows, cols):
+    for j, c in zip(rows, cols, strict=True):
         forbidden = cost.copy()
         forbidden[j, c] = np.inf
         r, cc = linear_sum_assignment(forbidden)
@@ -686,7 +711,7 @@ def relabel(
     identity = np.arange(k)
     for block in _draw_blocks(s, k, k, d):
         costs = _kl_cost(means[block], covariances[block], ref_means, ref_cov, ct)
-        for i, cost in zip(range(block.start, block.stop), costs):
+        for i, cost in zip(range(block.start, block.stop), costs, strict=True):
             rows, cols = linear_sum_assignment(cost)
             perm = np.empty(k, dtype=np.int64)
             perm[cols] = rows
@@ -734,6 +759,25 @@ def relabel(
 # ----------------------------------------------------------------------------------------
 # sampling
 # ----------------------------------------------------------------------------------------
+#: Fraction of permuted or ambiguous draws above which :func:`sample_posterior` warns.
+LABEL_SWITCHING_WARN_FRACTION = 0.01
+
+
+def _warn_if_label_switching(relabelling: xr.Dataset) -> None:
+    attrs = relabelling.attrs
+    n = attrs["n_draws"]
+    permuted, ambiguous = attrs["n_permuted_draws"], attrs["n_ambiguous_draws"]
+    if max(permuted, ambiguous) > LABEL_SWITCHING_WARN_FRACTION * n:
+        warnings.warn(
+            f"{permuted} of {n} draws were relabelled and {ambiguous} were ambiguous: the chains "
+            "left MAP-EM's labelling, so summaries per component may mix components. MAP-EM's "
+            "solution may be a local optimum (refit with n_init > 1) or hold a component the data "
+            "barely support (try fewer components); see idata['relabelling'].",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+
+
 def _map_estimate(est: MapEM, X: np.ndarray, coords: dict) -> xr.Dataset:
     ct = est.covariance_type
     return xr.Dataset(
@@ -838,21 +882,23 @@ def sample_posterior(
         model=model,
         compute_convergence_checks=False,
     )
-    if sampler == "nutpie":
-        nuts = {} if target_accept is None else {"target_accept": target_accept}
-        idata = pm.sample(nuts_sampler="nutpie", compile_kwargs={"jitter_rvs": set()}, nuts=nuts, **kwargs)
-    else:
-        nuts = {} if target_accept is None else {"target_accept": target_accept}
-        idata = pm.sample(nuts_sampler="pymc", init="adapt_diag", nuts=nuts, **kwargs)
-
-    if log_likelihood:
-        pm.compute_log_likelihood(idata, model=model, extend_inferencedata=True, progressbar=progressbar)
+    nuts = {} if target_accept is None else {"target_accept": target_accept}
+    # The graph calls BLAS/LAPACK on tiny matrices from every chain: multi-threaded BLAS made
+    # each gradient 100x slower on a busy 2-core machine, so it runs single-threaded.
+    with threadpool_limits(limits=1, user_api="blas"):
+        if sampler == "nutpie":
+            idata = pm.sample(nuts_sampler="nutpie", compile_kwargs={"jitter_rvs": set()}, nuts=nuts, **kwargs)
+        else:
+            idata = pm.sample(nuts_sampler="pymc", init="adapt_diag", nuts=nuts, **kwargs)
+        if log_likelihood:
+            pm.compute_log_likelihood(idata, model=model, extend_inferencedata=True, progressbar=progressbar)
 
     raw = idata["posterior"].to_dataset()
     raw.attrs = dict(raw.attrs, covariance_type=est.covariance_type)
     coords = {name: list(values) for name, values in model.coords.items()}
     map_ds = _map_estimate(est, X, coords)
     relabelled, relabelling = relabel(raw, map_ds, covariance_type=est.covariance_type, ambiguity_tol=ambiguity_tol)
+    _warn_if_label_switching(relabelling)
     idata["posterior"] = xr.DataTree(relabelled)
     idata["posterior_raw"] = xr.DataTree(raw)
     idata["relabelling"] = xr.DataTree(relabelling)

@@ -1,0 +1,401 @@
+"""The PyMC posterior: same model as MapEM, correct densities, relabelling, predictive checks.
+
+Slow tests compile PyTensor graphs or sample; logp checks use ``mode="FAST_COMPILE"`` (Python
+implementations, no numba compilation) and the sampling test reuses one model shape.
+"""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+from conftest import COVARIANCE_TYPES, make_blobs3
+from scipy import stats
+
+from bayes_gmm import MapEM, log_posterior
+
+posterior = pytest.importorskip("bayes_gmm.posterior")
+pm = pytest.importorskip("pymc")
+import pytensor  # noqa: E402
+import pytensor.tensor as pt  # noqa: E402
+from pymc.initial_point import make_initial_point_fn  # noqa: E402
+from pymc.model.transform.conditioning import remove_value_transforms  # noqa: E402
+
+FAST = "FAST_COMPILE"
+
+
+# ----------------------------------------------------------------------------------------
+# fixtures
+# ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def blobs():
+    X, _ = make_blobs3(np.random.default_rng(0), n=240, spread=6.0)
+    # shear so that the covariances are correlated
+    return X @ np.array([[1.0, 0.0], [0.6, 0.8]])
+
+
+@pytest.fixture(scope="module")
+def fitted(blobs):
+    return {
+        ct: MapEM(3, covariance_type=ct, random_state=0, tol=1e-14, max_iter=20_000).fit(blobs)
+        for ct in COVARIANCE_TYPES
+    }
+
+
+@pytest.fixture(scope="module")
+def models(blobs, fitted):
+    return {ct: posterior.build_model(fitted[ct], blobs) for ct in COVARIANCE_TYPES}
+
+
+def unconstrained(model, values):
+    """The sampler's (transformed) point for constrained parameter values."""
+    return make_initial_point_fn(model=model, overrides=values, jitter_rvs=set())(0)
+
+
+def random_parameters(est, rng):
+    """A parameter value away from the MAP, in scikit-learn's shapes."""
+    k, d = est.means_.shape
+    weights = rng.dirichlet(np.full(k, 5.0))
+    means = est.means_ + 0.3 * rng.standard_normal((k, d))
+    cov = np.asarray(est.covariances_)
+    ct = est.covariance_type
+    if ct in ("full", "tied"):
+        shape = (k, d, d) if ct == "full" else (d, d)
+        W = np.eye(d) + 0.3 * rng.standard_normal(shape)
+        cov = W @ cov @ np.swapaxes(W, -1, -2) + 0.05 * np.eye(d)
+        cov = 0.5 * (cov + np.swapaxes(cov, -1, -2))
+    else:
+        cov = cov * np.exp(0.5 * rng.standard_normal(cov.shape))
+    return {"weights": weights, "means": means, "covariances": cov}
+
+
+def map_values(est):
+    return {"weights": est.weights_, "means": est.means_, "covariances": est.covariances_}
+
+
+def covariance_samples(dataset, ct):
+    """Every covariance entry that is a free parameter (lower triangle for full/tied)."""
+    cov = dataset["covariances"]
+    if ct in ("full", "tied"):
+        d = cov.sizes["feature"]
+        rows, cols = np.tril_indices(d)
+        feats = cov["feature"].values
+        return [cov.sel(feature=feats[i], feature_bis=feats[j]) for i, j in zip(rows, cols, strict=True)]
+    return [cov]
+
+
+# ----------------------------------------------------------------------------------------
+# the same model as MapEM
+# ----------------------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("ct", COVARIANCE_TYPES)
+def test_logp_without_jacobian_is_map_objective(ct, blobs, fitted, models, rng):
+    est, model = fitted[ct], models[ct]
+    logp = model.compile_logp(jacobian=False, mode=FAST)
+    # the same density with the parameters themselves as inputs (no transform at all)
+    plain = remove_value_transforms(model).compile_logp(mode=FAST)
+    diffs = []
+    for values in [map_values(est)] + [random_parameters(est, rng) for _ in range(4)]:
+        objective = log_posterior(blobs, values["weights"], values["means"], values["covariances"], est.prior_)
+        diffs.append(logp(unconstrained(model, values)) - objective)
+        np.testing.assert_allclose(plain(values), objective, rtol=1e-10)
+    # one constant (in fact zero: both densities are normalised)
+    np.testing.assert_allclose(diffs, diffs[0], atol=1e-7)
+    assert abs(diffs[0]) < 1e-7
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ct", COVARIANCE_TYPES)
+def test_gradient_vanishes_at_map_fit(ct, fitted, models, rng):
+    est, model = fitted[ct], models[ct]
+    assert est.converged_
+    dlogp = model.compile_dlogp(jacobian=False, mode=FAST)
+    grad_map = dlogp(unconstrained(model, map_values(est)))
+    grad_away = dlogp(unconstrained(model, random_parameters(est, rng)))
+    # the unconstrained coordinates are scaled by the posterior spread: O(1) gradients away
+    assert np.max(np.abs(grad_away)) > 1.0
+    assert np.max(np.abs(grad_map)) < 1e-5
+
+
+# ----------------------------------------------------------------------------------------
+# the densities
+# ----------------------------------------------------------------------------------------
+def _spd(rng, d, n):
+    W = rng.standard_normal((n, d, d))
+    return W @ np.swapaxes(W, 1, 2) + 0.5 * np.eye(d)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_invwishart_logp_matches_scipy(d, rng):
+    nu = d + 1.7
+    psi = _spd(rng, d, 1)[0]
+    values = _spd(rng, d, 5)
+    value = pt.tensor3("value", shape=(5, d, d))
+    fn = pytensor.function([value], posterior.invwishart_logp(value, nu, psi), mode=FAST)
+    want = [stats.invwishart.logpdf(v, df=nu, scale=psi) for v in values]
+    np.testing.assert_allclose(fn(values), want, rtol=1e-10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ct", COVARIANCE_TYPES)
+def test_covariance_prior_matches_scipy(ct, fitted, models, rng):
+    prior = fitted[ct].prior_
+    rv = models[ct]["covariances"]
+    cov = random_parameters(fitted[ct], rng)["covariances"]
+    got = pytensor.function([], pm.logp(rv, cov), mode=FAST)()
+    if ct == "full":
+        want = [stats.invwishart.logpdf(c, df=prior.nu0, scale=prior.psi0) for c in cov]
+    elif ct == "tied":
+        want = stats.invwishart.logpdf(cov, df=prior.nu0, scale=prior.psi0)
+    else:
+        want = stats.invgamma.logpdf(cov, prior.a0, scale=prior.b0)
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+@pytest.mark.slow
+def test_mixture_likelihood_is_pointwise(blobs, fitted, models):
+    est, model = fitted["full"], models["full"]
+    fn = pytensor.function([], pm.logp(model["x"], blobs), mode=FAST, givens=None)
+    # at the prior's support point the values are the model's; evaluate at the MAP instead
+    logp_x = remove_value_transforms(model).compile_fn(
+        remove_value_transforms(model).logp(vars=[remove_value_transforms(model)["x"]], sum=False),
+        mode=FAST,
+    )
+    del fn
+    pointwise = logp_x(map_values(est))[0]
+    np.testing.assert_allclose(pointwise, est.score_samples(blobs), rtol=1e-10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_bartlett_transform_jacobian(d, rng):
+    """The log Jacobian is right, and with R = chol(Psi0^-1) the density is Bartlett's."""
+    nu = d + 2.3
+    psi = _spd(rng, d, 1)[0]
+    p = d * (d + 1) // 2
+    R = np.linalg.cholesky(np.linalg.inv(psi))
+    transform = posterior.PrecisionCholeskyTransform(R)
+    u = pt.vector("u", shape=(p,))
+    sigma = transform.backward(u)
+    rows, cols = np.tril_indices(d)
+    jac = pytensor.gradient.jacobian(sigma[rows, cols], u)
+    density = posterior.invwishart_logp(sigma, nu, psi) + transform.log_jac_det(u)
+    fn = pytensor.function([u], [pt.log(pt.abs(pt.linalg.det(jac))), transform.log_jac_det(u), density, sigma], mode=FAST)
+    forward = pytensor.function([pt.matrix("s", shape=(d, d))], None, mode=FAST) if False else None
+    del forward
+    s = pt.matrix("s", shape=(d, d))
+    to_u = pytensor.function([s], transform.forward(s), mode=FAST)
+    for _ in range(3):
+        value = 0.5 * rng.standard_normal(p)
+        autodiff, explicit, got, sig = fn(value)
+        np.testing.assert_allclose(explicit, autodiff, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(to_u(sig), value, atol=1e-8)
+        A = np.zeros((d, d))
+        A[rows, cols] = value
+        diag = np.exp(value[rows == cols])
+        want = np.sum(
+            stats.chi2.logpdf(diag**2, nu - np.arange(d)) + np.log(2.0) + 2.0 * value[rows == cols]
+        ) + np.sum(stats.norm.logpdf(value[rows != cols]))
+        np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+# ----------------------------------------------------------------------------------------
+# relabelling (pure NumPy, no PyMC compilation)
+# ----------------------------------------------------------------------------------------
+def _fake_posterior(est, rng, n_chain=2, n_draw=30, noise=0.02):
+    ct = est.covariance_type
+    k, d = est.means_.shape
+    shape = (n_chain, n_draw)
+    weights = rng.dirichlet(200 * est.weights_, size=shape)
+    means = est.means_ + noise * rng.standard_normal((*shape, k, d))
+    cov = np.asarray(est.covariances_)
+    cov = np.broadcast_to(cov, (*shape, *cov.shape)).copy()
+    if ct in ("diag", "spherical"):
+        cov = cov * np.exp(noise * rng.standard_normal(cov.shape))
+    dims = {"full": ("component", "feature", "feature_bis"), "tied": ("feature", "feature_bis"),
+            "diag": ("component", "feature"), "spherical": ("component",)}[ct]
+    return xr.Dataset(
+        {
+            "weights": (("chain", "draw", "component"), weights),
+            "means": (("chain", "draw", "component", "feature"), means),
+            "covariances": (("chain", "draw", *dims), cov),
+        },
+        coords={"chain": np.arange(n_chain), "draw": np.arange(n_draw), "component": np.arange(k)},
+    )
+
+
+@pytest.mark.parametrize("ct", COVARIANCE_TYPES)
+def test_relabel_restores_permuted_draws(ct, fitted, rng):
+    est = fitted[ct]
+    clean = _fake_posterior(est, rng)
+    k = est.weights_.shape[0]
+    shape = (clean.sizes["chain"], clean.sizes["draw"])
+    perms = np.array([rng.permutation(k) if rng.uniform() < 0.5 else np.arange(k) for _ in range(np.prod(shape))])
+    perms = perms.reshape(*shape, k)
+    scrambled = clean.copy()
+    for name, var in clean.data_vars.items():
+        if "component" in var.dims:
+            arr = var.transpose("chain", "draw", "component", ...).values
+            index = perms.reshape(*shape, k, *([1] * (arr.ndim - 3)))
+            scrambled[name] = (var.transpose("chain", "draw", "component", ...).dims, np.take_along_axis(arr, index, 2))
+    relabelled, info = posterior.relabel(scrambled, est)
+    for name in clean.data_vars:
+        xr.testing.assert_allclose(relabelled[name].transpose(*clean[name].dims), clean[name])
+    # scrambled[k] = clean[perm[k]], so relabelled[k] = scrambled[inv[k]] with inv = argsort(perm)
+    np.testing.assert_array_equal(info["permutation"].values, np.argsort(perms, axis=-1))
+    n_permuted = int(np.sum(np.any(perms != np.arange(k), axis=-1)))
+    assert info.attrs["n_permuted_draws"] == n_permuted
+    assert info.attrs["n_ambiguous_draws"] == 0
+    assert info["permutation"].dims == ("chain", "draw", "component")
+
+
+def test_relabel_flags_ambiguous_draws(fitted, rng):
+    est = fitted["spherical"]
+    ref = xr.Dataset(
+        {
+            "means": (("component", "feature"), np.repeat(est.means_[:1], 3, axis=0) + [[0.0, 0.0], [1e-3, 0.0], [5.0, 5.0]]),
+            "covariances": (("component",), np.ones(3)),
+        }
+    )
+    _, info = posterior.relabel(_fake_posterior(est, rng), ref, covariance_type="spherical")
+    # components 0 and 1 of the reference are interchangeable: every draw is ambiguous
+    assert info.attrs["n_ambiguous_draws"] == info.attrs["n_draws"]
+    assert np.all(info["cost_gap"].values < 0.1)
+
+
+def test_relabel_rejects_bad_input(fitted, rng):
+    post = _fake_posterior(fitted["full"], rng)
+    with pytest.raises(ValueError, match="ambiguity_tol"):
+        posterior.relabel(post, fitted["full"], ambiguity_tol=-1.0)
+    with pytest.raises(TypeError, match="reference"):
+        posterior.relabel(post, "map")
+    with pytest.raises(ValueError, match="covariance_type"):
+        posterior.relabel(post, fitted["diag"])
+
+
+# ----------------------------------------------------------------------------------------
+# predictive checks on a fake posterior (no PyMC)
+# ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("ct", COVARIANCE_TYPES)
+def test_posterior_predictive_draws_are_independent(ct, fitted, rng):
+    est = fitted[ct]
+    post = _fake_posterior(est, rng, n_chain=2, n_draw=5, noise=0.0)  # identical means/covariances
+    sim = posterior.sample_posterior_predictive(post, 50, random_seed=1)
+    d = est.means_.shape[1]
+    assert sim["x"].dims == ("chain", "draw", "pp_obs", "feature")
+    assert sim["x"].shape == (2, 5, 50, d)
+    assert sim["labels"].shape == (2, 5, 50)
+    x = sim["x"].values
+    # a new sample per draw and per row: no value repeats, even where the component repeats
+    assert np.unique(x).size == x.size
+    again = posterior.sample_posterior_predictive(post, 50, random_seed=1)
+    np.testing.assert_array_equal(again["x"].values, x)
+    big = posterior.sample_posterior_predictive(post, 4000, random_seed=2)
+    freq = np.bincount(big["labels"].values.ravel(), minlength=3) / big["labels"].size
+    np.testing.assert_allclose(freq, post["weights"].mean(("chain", "draw")), atol=0.02)
+
+
+@pytest.mark.parametrize("ct", COVARIANCE_TYPES)
+def test_predictive_density_and_membership_at_a_point_mass(ct, blobs, fitted, rng):
+    """With every draw at the MAP, both reduce to MapEM's score_samples and predict_proba."""
+    est = fitted[ct]
+    post = _fake_posterior(est, rng, n_chain=1, n_draw=3, noise=0.0)
+    post["weights"][:] = est.weights_
+    np.testing.assert_allclose(posterior.posterior_predictive_density(post, blobs[:40]), est.score_samples(blobs[:40]), rtol=1e-10)
+    mean, sd = posterior.posterior_membership(post, blobs[:40])
+    np.testing.assert_allclose(mean, est.predict_proba(blobs[:40]), atol=1e-10)
+    np.testing.assert_allclose(sd, 0.0, atol=1e-7)
+
+
+def test_input_checks(blobs, fitted):
+    with pytest.raises(ValueError, match="not fitted"):
+        posterior.build_model(MapEM(3), blobs)
+    with pytest.raises(TypeError, match="MapEM"):
+        posterior.build_model("est", blobs)
+    with pytest.raises(ValueError, match="features"):
+        posterior.build_model(fitted["full"], np.hstack([blobs, blobs]))
+    with pytest.raises(ValueError, match="sampler"):
+        posterior.sample_posterior(fitted["full"], blobs, sampler="gibbs")
+    with pytest.raises(ValueError, match="coords"):
+        posterior.build_model(fitted["full"], blobs, coords={"component": ["a", "b"]})
+    post = _fake_posterior(fitted["full"], np.random.default_rng(0))
+    with pytest.raises(ValueError, match="columns"):
+        posterior.posterior_predictive_density(post, np.ones((3, 5)))
+
+
+def test_import_bayes_gmm_does_not_import_pymc():
+    code = "import sys, bayes_gmm; bayes_gmm.MapEM; assert 'pymc' not in sys.modules, 'pymc imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ----------------------------------------------------------------------------------------
+# sampling: one 3-component 2-D problem, one compilation
+# ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sampled(blobs, fitted):
+    return posterior.sample_posterior(
+        fitted["full"], blobs, draws=500, tune=500, chains=4, random_seed=3, progressbar=False
+    )
+
+
+@pytest.mark.slow
+def test_sampling_converges_after_relabelling(sampled, fitted):
+    import arviz as az
+
+    est = fitted["full"]
+    post = sampled["posterior"].to_dataset()
+    rhat = az.rhat(post)
+    ess = az.ess(post, method="bulk")
+    for name in ("weights", "means"):
+        assert float(rhat[name].max()) <= 1.01, name
+        assert float(ess[name].min()) >= 400, name
+    for r, e in zip(covariance_samples(rhat, "full"), covariance_samples(ess, "full"), strict=True):
+        assert float(r.max()) <= 1.01
+        assert float(e.min()) >= 400
+    assert int(sampled["sample_stats"]["diverging"].sum()) == 0
+    # posterior means within a few posterior standard deviations of the MAP estimate
+    for name, map_value in (("weights", est.weights_), ("means", est.means_), ("covariances", est.covariances_)):
+        mean = post[name].mean(("chain", "draw")).values
+        sd = post[name].std(("chain", "draw")).values
+        assert np.all(np.abs(mean - map_value) <= 4 * sd + 1e-12), name
+
+
+@pytest.mark.slow
+def test_sampled_datatree_layout(sampled, blobs, fitted):
+    groups = set(sampled.children)
+    assert {"posterior", "posterior_raw", "relabelling", "sample_stats", "log_likelihood",
+            "observed_data", "map_estimate"} <= groups
+    post = sampled["posterior"]
+    assert post["weights"].dims == ("chain", "draw", "component")
+    assert post["means"].dims == ("chain", "draw", "component", "feature")
+    assert post["covariances"].dims == ("chain", "draw", "component", "feature", "feature_bis")
+    assert post.attrs["covariance_type"] == "full"
+    assert sampled["log_likelihood"]["x"].dims == ("chain", "draw", "obs")
+    assert sampled["log_likelihood"]["x"].shape == (4, 500, blobs.shape[0])
+    info = sampled["relabelling"]
+    assert info["permutation"].dims == ("chain", "draw", "component")
+    assert {"n_permuted_draws", "n_ambiguous_draws"} <= set(info.attrs)
+    # relabelling does not change the pointwise log-likelihood
+    first = post.to_dataset().isel(chain=[0], draw=[0])
+    density = posterior.posterior_predictive_density(first, blobs)
+    np.testing.assert_allclose(density, sampled["log_likelihood"]["x"].values[0, 0], rtol=1e-8)
+    np.testing.assert_allclose(sampled["map_estimate"]["means"].values, fitted["full"].means_)
+
+
+@pytest.mark.slow
+def test_membership_and_predictive_from_samples(sampled, blobs, fitted):
+    est = fitted["full"]
+    mean, sd = posterior.posterior_membership(sampled, blobs)
+    assert mean.shape == sd.shape == (blobs.shape[0], 3)
+    np.testing.assert_allclose(mean.sum(axis=1), 1.0)
+    assert np.all(sd >= 0) and np.all(sd <= 0.5)
+    assert np.max(np.abs(mean - est.predict_proba(blobs))) < 0.1
+    density = posterior.posterior_predictive_density(sampled, blobs[:50])
+    assert density.shape == (50,)
+    # averaging over the posterior changes the density at the data only a little
+    assert abs(np.mean(density - est.score_samples(blobs[:50]))) < 0.1
+    sim = posterior.sample_posterior_predictive(sampled, 20, random_seed=0)
+    assert sim["x"].shape == (4, 500, 20, 2)
+    assert np.unique(sim["x"].values).size == sim["x"].size
