@@ -114,8 +114,9 @@ def test_gradient_vanishes_at_map_fit(ct, fitted, models, rng):
     grad_map = dlogp(unconstrained(model, map_values(est)))
     grad_away = dlogp(unconstrained(model, random_parameters(est, rng)))
     # the unconstrained coordinates are scaled by the posterior spread: O(1) gradients away
+    # EM stops at a relative change of 1e-14 in the objective, not at an exact zero
     assert np.max(np.abs(grad_away)) > 1.0
-    assert np.max(np.abs(grad_map)) < 1e-5
+    assert np.max(np.abs(grad_map)) < 1e-4
 
 
 # ----------------------------------------------------------------------------------------
@@ -155,16 +156,14 @@ def test_covariance_prior_matches_scipy(ct, fitted, models, rng):
 
 
 @pytest.mark.slow
-def test_mixture_likelihood_is_pointwise(blobs, fitted, models):
-    est, model = fitted["full"], models["full"]
-    fn = pytensor.function([], pm.logp(model["x"], blobs), mode=FAST, givens=None)
-    # at the prior's support point the values are the model's; evaluate at the MAP instead
-    logp_x = remove_value_transforms(model).compile_fn(
-        remove_value_transforms(model).logp(vars=[remove_value_transforms(model)["x"]], sum=False),
-        mode=FAST,
-    )
-    del fn
+@pytest.mark.parametrize("ct", COVARIANCE_TYPES)
+def test_mixture_likelihood_is_pointwise(ct, blobs, fitted, models):
+    """The observed variable's log density, row by row, is MapEM's ``score_samples``."""
+    est = fitted[ct]
+    plain = remove_value_transforms(models[ct])
+    logp_x = plain.compile_fn(plain.logp(vars=[plain["x"]], sum=False), mode=FAST)
     pointwise = logp_x(map_values(est))[0]
+    assert pointwise.shape == (blobs.shape[0],)
     np.testing.assert_allclose(pointwise, est.score_samples(blobs), rtol=1e-10)
 
 
@@ -180,11 +179,10 @@ def test_bartlett_transform_jacobian(d, rng):
     u = pt.vector("u", shape=(p,))
     sigma = transform.backward(u)
     rows, cols = np.tril_indices(d)
-    jac = pytensor.gradient.jacobian(sigma[rows, cols], u)
+    entries = sigma[rows, cols]
+    jac = pt.stack([pytensor.grad(entries[i], u) for i in range(p)])  # no Scan: no C compiler
     density = posterior.invwishart_logp(sigma, nu, psi) + transform.log_jac_det(u)
     fn = pytensor.function([u], [pt.log(pt.abs(pt.linalg.det(jac))), transform.log_jac_det(u), density, sigma], mode=FAST)
-    forward = pytensor.function([pt.matrix("s", shape=(d, d))], None, mode=FAST) if False else None
-    del forward
     s = pt.matrix("s", shape=(d, d))
     to_u = pytensor.function([s], transform.forward(s), mode=FAST)
     for _ in range(3):
