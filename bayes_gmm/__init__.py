@@ -37,6 +37,9 @@ _LAZY = {
     "build_model": ".posterior",
     "sample_posterior": ".posterior",
     "relabel": ".posterior",
+    "posterior_membership": ".posterior",
+    "posterior_predictive_density": ".posterior",
+    "sample_posterior_predictive": ".posterior",
     # ArviZ diagnostics (bayes_gmm.diagnostics)
     "compare": ".diagnostics",
     "to_datatree": ".diagnostics",

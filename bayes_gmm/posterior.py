@@ -847,6 +847,17 @@ def sample_posterior(
         log-posterior), ``sample_stats``, ``log_likelihood`` (``x`` with dims chain, draw, obs;
         unchanged by relabelling) and ``observed_data``.
 
+    Warns
+    -----
+    ConvergenceWarning
+        When more than 1% of the draws had to be relabelled or were ambiguous: the chains left
+        MAP-EM's mode (a local optimum, or a component the data barely support).
+
+    Notes
+    -----
+    Every chain starts at MAP-EM's solution without jitter (nutpie: ``jitter_rvs=set()``;
+    PyMC: ``init="adapt_diag"``).  BLAS runs single-threaded while sampling.
+
     Examples
     --------
     >>> import bayes_gmm  # doctest: +SKIP
