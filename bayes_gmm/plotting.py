@@ -359,7 +359,8 @@ def plot_chains(idata, *, var_names=("weights",), kind="rank", **kwargs):
     """Rank plots (``kind="rank"``, ``arviz_plots.plot_rank``) or trace and marginal plots
     (``kind="trace"``, ``arviz_plots.plot_trace_dist``) of the relabelled draws, per chain.
 
-    Flat rank histograms, and traces that overlap, are what converged chains look like.
+    Converged chains look alike: ``plot_rank`` draws each chain's rank ECDF minus the uniform
+    one (lines near zero), and their traces overlap.
     Returns the ``PlotCollection``.
     """
     import arviz_plots as azp

@@ -239,7 +239,9 @@ dict(idata["relabelling"].attrs)"""),
     ("md", """\
 ## Chains: rank and trace plots of the relabelled draws
 
-Rank plots should be flat histograms for every chain; traces should overlap."""),
+ArviZ 1.x draws rank plots as the difference between each chain's rank ECDF and the uniform
+one: lines that stay close to zero (the printed p-value is a uniformity test) mean the chains
+explore the same distribution. Traces should overlap."""),
     ("code", """\
 pc = plotting.plot_chains(idata, var_names=["weights"], kind="rank")"""),
     ("code", """\
