@@ -157,8 +157,8 @@ def plot_uncertainty(est, X, ax=None, *, responsibilities=None, dims=(0, 1), max
     from matplotlib.colors import to_rgba
 
     colors = np.array([to_rgba(f"C{j % 10}") for j in r.argmax(axis=1)])
-    colors[:, 3] = 0.15 + 0.85 * scale
-    sizes = 3.0 + max_size * scale
+    colors[:, 3] = 0.3 + 0.7 * scale
+    sizes = 5.0 + max_size * scale
     order = np.argsort(unc)  # doubtful points on top
     if d == 1:
         ax.scatter(X[order, 0], unc[order], c=colors[order], s=sizes[order], linewidths=0)

@@ -269,8 +269,9 @@ table.groupby("variable")["map_quantile"].describe()[["mean", "min", "max"]]""")
     ("code", """\
 pc = plotting.plot_posterior_marginals(est, idata, var_names=["weights"], kind="forest")"""),
     ("code", """\
+# the variance of x0 in components 0-3: skewed marginals, the MAP (dashed) left of the mean
 pc = plotting.plot_posterior_marginals(est, idata, var_names=["covariances"], kind="dist",
-                                       coords={"component": [0, 1]})"""),
+                                       coords={"component": [0, 1, 2, 3], "feature": [0], "feature_bis": [0]})"""),
     ("md", """\
 ## Uncertainty at a glance: posterior ellipses
 
