@@ -103,7 +103,10 @@ def _prior_dataset(prior) -> xr.Dataset:
     coords = {"feature": np.arange(d)}
     if "psi0" in data:
         coords["feature_bis"] = np.arange(d)
-    return xr.Dataset(data, coords=coords, attrs={"covariance_type": prior.covariance_type})
+    import json
+
+    return xr.Dataset(data, coords=coords,
+                      attrs={"covariance_type": prior.covariance_type, "prior": json.dumps(prior.to_dict())})
 
 
 def to_datatree(est) -> xr.DataTree:
@@ -117,7 +120,8 @@ def to_datatree(est) -> xr.DataTree:
         ``bayes_gmm.sample_posterior``: it can be given to ArviZ functions and plots wherever a
         reference is wanted.
     ``prior_parameters``
-        The resolved prior (``alpha``, ``kappa0``, ``m0`` and ``nu0``/``psi0`` or ``a0``/``b0``).
+        The resolved prior (``alpha``, ``kappa0``, ``m0`` and ``nu0``/``psi0`` or ``a0``/``b0``);
+        its ``prior`` attribute is the JSON of ``NIWPrior.to_dict()`` (``NIWPrior.from_dict`` reads it).
     ``map_trace``
         ``log_posterior`` at the start and after every EM iteration (dimension ``iteration``).
 

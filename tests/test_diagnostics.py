@@ -62,6 +62,9 @@ def test_to_datatree_holds_the_estimate_prior_and_trace(fitted):
         np.testing.assert_array_equal(prior["b0"].values, fitted.prior_.b0)
         assert float(prior["a0"]) == fitted.prior_.a0
     assert tree.attrs["covariance_type"] == fitted.covariance_type
+    import json
+
+    assert bayes_gmm.NIWPrior.from_dict(json.loads(prior.attrs["prior"])) == fitted.prior_
 
 
 def test_to_datatree_is_usable_by_arviz(fitted):
