@@ -128,11 +128,15 @@ def test_higher_dimension_uses_the_chosen_columns():
     assert centres == expected
 
 
+@pytest.fixture(scope="module")
+def fitted_3d():
+    X = _data(3, np.random.default_rng(3))
+    return X, MapEM(3, random_state=0).fit(X)
+
+
 @pytest.mark.parametrize("dims", [(0, 0), (0, 5), ("a", 1), (1,)])
-def test_bad_dims_raise(problem, dims):
-    X, est, idata = problem
-    if X.shape[1] == 1:
-        pytest.skip("dims is not used in 1-D")
+def test_bad_dims_raise(fitted_3d, dims):
+    X, est = fitted_3d  # dims picks two columns of d >= 2 data (1-D data has nothing to pick)
     for plot in (plotting.plot_clusters, plotting.plot_uncertainty, plotting.plot_density):
         with pytest.raises(ValueError, match="dims"):
             plot(est, X, dims=dims)
