@@ -19,11 +19,12 @@ recovered with a d x d transform, without the cancellation of raw second moments
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from scipy.linalg import lapack
+from scipy.linalg import blas, lapack
 
 from .exceptions import SingularCovarianceError
 from .prior import NIWPrior, log_invgamma, log_invwishart, log_mvnormal
@@ -40,6 +41,10 @@ __all__ = [
 _LOG_2PI = np.log(2.0 * np.pi)
 #: Up to this dimension the full family factors all covariances in one batched call.
 _BATCHED_CHOLESKY_MAX_D = 8
+#: Up to this dimension the full family whitens a block with one general matrix product for
+#: all components and gets its moments from batched products; above it, the triangular
+#: (TRMM) and symmetric (SYRK) products per component, which do half the flops, are faster.
+_GEMM_MAX_D = 24
 
 
 # ----------------------------------------------------------------------------------------
@@ -138,15 +143,34 @@ def _centered_t(X: np.ndarray, means: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return Xc.T, means - center
 
 
-def _squared_norms_t(Y: np.ndarray) -> np.ndarray:
-    """``sum_j Y[:, j, :]**2``, shape (K, m), from Y (K, d, m)."""
+def _squared_norms_t(Y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``sum_j Y[:, j, :]**2``, shape (K, m), from Y (K, d, m), into ``out`` if given."""
     if Y.shape[1] > 3:
-        return np.einsum("kdm,kdm->km", Y, Y)
-    out = Y[:, 0, :] * Y[:, 0, :]
+        return np.einsum("kdm,kdm->km", Y, Y, out=out)
+    out = np.multiply(Y[:, 0, :], Y[:, 0, :], out=out)
     for j in range(1, Y.shape[1]):
         row = Y[:, j, :]
         out += row * row
     return out
+
+
+_workspace = threading.local()
+
+
+def _scratch(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A scratch array of this thread, reused from block to block (no page faults per block).
+
+    Its contents are undefined; it is valid until the next call with the same ``name`` on
+    this thread, so it never leaves the function that asked for it.
+    """
+    buffers = getattr(_workspace, "buffers", None)
+    if buffers is None:
+        buffers = _workspace.buffers = {}
+    size = int(np.prod(shape))
+    buf = buffers.get(name)
+    if buf is None or buf.dtype != dtype or buf.size < size:
+        buf = buffers[name] = np.empty(max(size, 1), dtype=dtype)
+    return buf[:size].reshape(shape)
 
 
 def _responsibilities_inplace(log_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -261,7 +285,7 @@ class CovarianceFamily:
         float32 fit's parameters agree with the float64 fit of the same numbers to about
         1e-4 relative (tested), its log-likelihood to about 1e-6.
         """
-        Y, log_prob = self._log_prob_t(X, params.means, params.precisions_cholesky, np.log(params.weights))
+        Y, log_prob = self._block_log_prob(X, params)
         resp, log_norm = _responsibilities_inplace(log_prob)
         if sample_weight is None:
             loglik = float(np.sum(log_norm))
@@ -272,8 +296,17 @@ class CovarianceFamily:
             loglik = float(sample_weight @ log_norm)
             total = float(np.sum(sample_weight))
         nk = resp.sum(axis=1, dtype=np.float64)
-        first, second = self._moments(Y, resp)
+        first, second = self._block_moments(Y, resp)
         return RawStatistics(loglik, total, nk, first, second)
+
+    def _block_log_prob(self, X: np.ndarray, params: GaussianParams) -> tuple[np.ndarray, np.ndarray]:
+        """The whitened block in the layout :meth:`_block_moments` takes, and the weighted
+        log-densities ``log pi_k + log N(x_i | ...)`` (K, m), which are overwritten."""
+        return self._log_prob_t(X, params.means, params.precisions_cholesky, np.log(params.weights))
+
+    def _block_moments(self, Y: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_moments` of the block :meth:`_block_log_prob` returned."""
+        return self._moments(Y, resp)
 
     def _moments(self, Y: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``sum_i r_ik y_ik`` (K, d) and the family's second moment, in float64.
@@ -390,6 +423,52 @@ class FullCovariance(CovarianceFamily):
 
     def log_det_precision_cholesky(self, prec_chol, d):
         return np.sum(np.log(np.diagonal(prec_chol, axis1=1, axis2=2)), axis=1)
+
+    def _block_log_prob(self, X, params):
+        """Augmented whitened block ``Z`` (K, d+1, m): ``Z[:, 0]`` is 1, ``Z[:, 1:]`` is y.
+
+        The row of ones makes each component's count and first moment come out of the same
+        matrix product as its second moment.  ``Z`` and the log-densities are scratch arrays
+        of this thread.
+        """
+        k, d = params.means.shape
+        m = X.shape[0]
+        dtype = _work_dtype(X)
+        Z = _scratch("Z", (k, d + 1, m), dtype)
+        log_prob = _scratch("log_prob", (k, m), dtype)
+        center, A, Q = _augmented_whitener(params, dtype)
+        Xa = _augmented_rows(X, center)
+        if d <= _GEMM_MAX_D:  # all components in one general product, near peak for small d
+            np.matmul(A, Xa, out=Z.reshape(k * (d + 1), m))
+            _squared_norms_t(Z[:, 1:], out=log_prob)
+        else:  # half the flops; each component's norms while its block is still in cache
+            for j in range(k):
+                _whiten_component(Xa, Q[j], Z[j])
+                np.einsum("dm,dm->m", Z[j, 1:], Z[j, 1:], out=log_prob[j])
+        log_prob *= -0.5
+        log_prob += _block_constants(self, params, dtype)[:, None]
+        return Z, log_prob
+
+    def _block_moments(self, Z, resp):
+        """First and second moments (K, d) and (K, d, d) from the Gram matrices of ``Z``.
+
+        ``G_k = sum_i r_ik z_ik z_ik^T`` (K, d+1, d+1) holds the first moment in ``[1:, 0]``
+        and the second in ``[1:, 1:]``.  Small d: one batched product of ``r Z`` and ``Z``;
+        large d: ``Z`` scaled by ``sqrt(r)`` in place and one SYRK per component.
+        """
+        d = Z.shape[1] - 1
+        if d <= _GEMM_MAX_D:
+            W = np.multiply(Z, resp[:, None, :], out=_scratch("W", Z.shape, Z.dtype))
+            G = np.matmul(W, Z.transpose(0, 2, 1))
+        else:
+            root = np.sqrt(resp)
+            G = np.empty((Z.shape[0], d + 1, d + 1), dtype=Z.dtype)
+            for j, Zj in enumerate(Z):
+                Zj *= root[j]
+                np.matmul(Zj, Zj.T, out=G[j])
+        G = G.astype(np.float64, copy=False)
+        second = G[:, 1:, 1:]
+        return G[:, 1:, 0].copy(), 0.5 * (second + second.transpose(0, 2, 1))
 
     def _moments(self, Y, resp):
         # scaled by sqrt(r), each second moment is a symmetric rank-m update (SYRK)
@@ -675,6 +754,68 @@ class SphericalCovariance(CovarianceFamily):
 
     def component_cholesky(self, cov_chol, k, d):
         return cov_chol[k] * np.eye(d)
+
+
+def _params_cache(params: GaussianParams, key, compute):
+    """``compute()``, kept on ``params`` (which are never modified) for the next blocks."""
+    cache = params.__dict__.setdefault("_block_cache", {})
+    if key not in cache:
+        cache[key] = compute()
+    return cache[key]
+
+
+def _block_constants(family: CovarianceFamily, params: GaussianParams, dtype) -> np.ndarray:
+    """``log pi_k + log det P_k - d/2 log(2 pi)`` (K,) in ``dtype``."""
+
+    def compute():
+        d = params.means.shape[1]
+        const = np.log(params.weights) + family.log_det_precision_cholesky(params.precisions_cholesky, d)
+        return (const - 0.5 * d * _LOG_2PI).astype(dtype)
+
+    return _params_cache(params, ("constants", dtype), compute)
+
+
+def _augmented_whitener(params: GaussianParams, dtype) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """The augmented precision factors of the components (see ``FullCovariance._block_log_prob``).
+
+    ``Q_k = [[1, -(mu_k - c) P_k], [0, P_k]]`` ((d+1) x (d+1), upper triangular) maps the row
+    ``[1, x - c]`` to ``[1, (x - mu_k) P_k]``; ``c`` (d,), the mean of the means, keeps this
+    accurate far from the origin.  Returns ``(c, A, Q)`` in ``dtype``: ``A`` (K (d+1), d+1)
+    stacks the ``Q_k^T`` (one product whitens for all components) and ``Q`` lists the
+    ``Q_k`` in Fortran order (one TRMM each).
+    """
+
+    def compute():
+        P = params.precisions_cholesky
+        k, d, _ = P.shape
+        center = params.means.mean(axis=0)
+        Q = np.zeros((k, d + 1, d + 1))
+        Q[:, 0, 0] = 1.0
+        Q[:, 0, 1:] = -np.einsum("kd,kde->ke", params.means - center, P)
+        Q[:, 1:, 1:] = P
+        Q = Q.astype(dtype)
+        A = np.ascontiguousarray(Q.transpose(0, 2, 1)).reshape(k * (d + 1), d + 1)
+        return center.astype(dtype), A, [np.asfortranarray(q) for q in Q]
+
+    return _params_cache(params, ("whitener", dtype), compute)
+
+
+def _augmented_rows(X: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """``[1, X - c]^T`` (d+1, m) in ``center``'s dtype, a scratch array of this thread."""
+    m, d = X.shape
+    Xa = _scratch("Xa", (d + 1, m), center.dtype)
+    Xa[0] = 1.0
+    np.subtract(X.T, center[:, None], out=Xa[1:])
+    return Xa
+
+
+def _whiten_component(Xa: np.ndarray, Q: np.ndarray, out: np.ndarray) -> None:
+    """``out`` (d+1, m) <- ``(Xa^T Q)^T`` with ``Q`` upper triangular: one in-place TRMM."""
+    out[...] = Xa  # a C (d+1, m) array is the Fortran (m, d+1) matrix Xa^T
+    trmm = blas.get_blas_funcs("trmm", dtype=out.dtype)
+    result = trmm(1.0, Q, out.T, side=1, lower=0, overwrite_b=1)
+    if not np.shares_memory(result, out):  # pragma: no cover - SciPy works in place here
+        out[...] = result.T
 
 
 def _log_mvnormal_batched(x: np.ndarray, mean: np.ndarray, cov_chol: np.ndarray) -> np.ndarray:
