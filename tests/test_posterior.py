@@ -397,3 +397,14 @@ def test_membership_and_predictive_from_samples(sampled, blobs, fitted):
     sim = posterior.sample_posterior_predictive(sampled, 20, random_seed=0)
     assert sim["x"].shape == (4, 500, 20, 2)
     assert np.unique(sim["x"].values).size == sim["x"].size
+
+
+@pytest.mark.slow
+def test_pymc_sampler_starts_at_map(blobs, fitted):
+    """PyMC's own NUTS: same groups, chains started at the MAP stay in its labelling."""
+    idata = posterior.sample_posterior(
+        fitted["full"], blobs, draws=100, tune=100, chains=2, sampler="pymc", random_seed=5, progressbar=False
+    )
+    assert {"posterior", "posterior_raw", "relabelling", "log_likelihood", "map_estimate"} <= set(idata.children)
+    assert idata["relabelling"].attrs["n_permuted_draws"] == 0
+    assert "lp" in idata["sample_stats"]
