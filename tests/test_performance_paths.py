@@ -247,3 +247,25 @@ def test_dask_sample_weight_and_lazy_finiteness_check(rng):
     assert checked.shape == X.shape
     with pytest.raises(ValueError, match="NaN at row 100, column 1.*row 600"):
         MapEM(3, random_state=0).fit(lazy)
+
+
+@pytest.mark.parametrize("gemm_max_d", [0, 100], ids=["trmm-syrk", "gemm"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_full_kernel_paths_equal_reference(rng, monkeypatch, gemm_max_d, dtype):
+    """Both whitening/moment paths of the full family (large-d TRMM/SYRK, small-d GEMM)."""
+    from bayes_gmm import covariance
+
+    monkeypatch.setattr(covariance, "_GEMM_MAX_D", gemm_max_d)
+    family = get_family("full")
+    X = _data(rng, n=1500, d=6)
+    params = _random_params(family, rng, 3, 6)
+    log_prob = family.log_prob(X, params.means, params.precisions_cholesky) + np.log(params.weights)
+    log_norm = logsumexp(log_prob, axis=1)
+    ref = family.statistics_from_responsibilities(X, np.exp(log_prob - log_norm[:, None]))
+    raw = _engine.accumulate(family, X.astype(dtype), None, params, 400)
+    got = family.finalize(raw, params)
+    tol = 1e-12 if dtype == np.float64 else 1e-4
+    assert _rel(got.nk, ref.nk) < tol
+    assert _rel(got.xbar, ref.xbar) < tol
+    assert _rel(got.scatter, ref.scatter) < tol
+    assert raw.log_likelihood == pytest.approx(float(np.sum(log_norm)), rel=tol)
