@@ -454,7 +454,8 @@ class FullCovariance(CovarianceFamily):
 
         ``G_k = sum_i r_ik z_ik z_ik^T`` (K, d+1, d+1) holds the first moment in ``[1:, 0]``
         and the second in ``[1:, 1:]``.  Small d: one batched product of ``r Z`` and ``Z``;
-        large d: ``Z`` scaled by ``sqrt(r)`` in place and one SYRK per component.
+        large d: one SYRK per component of ``Z`` scaled by ``sqrt(r)``
+        (:func:`_weighted_rows`).
         """
         d = Z.shape[1] - 1
         if d <= _GEMM_MAX_D:
@@ -464,8 +465,8 @@ class FullCovariance(CovarianceFamily):
             root = np.sqrt(resp)
             G = np.empty((Z.shape[0], d + 1, d + 1), dtype=Z.dtype)
             for j, Zj in enumerate(Z):
-                Zj *= root[j]
-                np.matmul(Zj, Zj.T, out=G[j])
+                W = _weighted_rows(Zj, root[j])
+                np.matmul(W, W.T, out=G[j])
         G = G.astype(np.float64, copy=False)
         second = G[:, 1:, 1:]
         return G[:, 1:, 0].copy(), 0.5 * (second + second.transpose(0, 2, 1))
@@ -816,6 +817,26 @@ def _whiten_component(Xa: np.ndarray, Q: np.ndarray, out: np.ndarray) -> None:
     result = trmm(1.0, Q, out.T, side=1, lower=0, overwrite_b=1)
     if not np.shares_memory(result, out):  # pragma: no cover - SciPy works in place here
         out[...] = result.T
+
+
+#: A component's rows whose responsibility is exactly zero are left out of its SYRK when
+#: they are at least this share of the block (well-separated components in many dimensions:
+#: the densities of the other components underflow).  Their terms are exactly zero.
+_SPARSE_ZERO_SHARE = 0.25
+
+
+def _weighted_rows(Zj: np.ndarray, root: np.ndarray) -> np.ndarray:
+    """``Zj * root`` (d+1, m') without the columns where ``root`` is 0 when they are many.
+
+    ``Zj`` (d+1, m) is overwritten (scaled in place) when all its columns are kept.
+    """
+    keep = np.flatnonzero(root)
+    if keep.size > (1.0 - _SPARSE_ZERO_SHARE) * root.size:
+        Zj *= root
+        return Zj
+    W = np.take(Zj, keep, axis=1, out=_scratch("W", (Zj.shape[0], keep.size), Zj.dtype))
+    W *= root[keep]
+    return W
 
 
 def _log_mvnormal_batched(x: np.ndarray, mean: np.ndarray, cov_chol: np.ndarray) -> np.ndarray:

@@ -269,3 +269,26 @@ def test_full_kernel_paths_equal_reference(rng, monkeypatch, gemm_max_d, dtype):
     assert _rel(got.xbar, ref.xbar) < tol
     assert _rel(got.scatter, ref.scatter) < tol
     assert raw.log_likelihood == pytest.approx(float(np.sum(log_norm)), rel=tol)
+
+
+@pytest.mark.parametrize("zero_share", [0.0, 0.25, 1.0])
+def test_full_kernel_skips_zero_responsibilities_exactly(rng, monkeypatch, zero_share):
+    """Rows whose responsibility underflows to 0 may be left out of a component's SYRK."""
+    from bayes_gmm import covariance
+
+    monkeypatch.setattr(covariance, "_GEMM_MAX_D", 0)
+    monkeypatch.setattr(covariance, "_SPARSE_ZERO_SHARE", zero_share)
+    family = get_family("full")
+    d = 5
+    X = rng.normal(size=(1200, d)) + 60.0 * rng.integers(0, 3, size=(1200, 1))
+    params = family.params(np.full(3, 1 / 3), np.array([[0.0] * d, [60.0] * d, [120.0] * d]) + 0.1, np.tile(np.eye(d), (3, 1, 1)))
+    log_prob = family.log_prob(X, params.means, params.precisions_cholesky) + np.log(params.weights)
+    log_norm = logsumexp(log_prob, axis=1)
+    resp = np.exp(log_prob - log_norm[:, None])
+    assert np.mean(resp == 0) > 0.5
+    ref = family.statistics_from_responsibilities(X, resp)
+    raw = _engine.accumulate(family, X, None, params, 500)
+    got = family.finalize(raw, params)
+    assert _rel(got.nk, ref.nk) < 1e-12
+    assert _rel(got.xbar, ref.xbar) < 1e-12
+    assert _rel(got.scatter, ref.scatter) < 1e-12
