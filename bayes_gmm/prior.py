@@ -69,7 +69,7 @@ def log_mvnormal(x: np.ndarray, mean: np.ndarray, cov_chol: np.ndarray) -> np.nd
         z = solve_triangular(cov_chol, diff.T, lower=True).T
         logdet = 2.0 * np.sum(np.log(np.diag(cov_chol)))
     else:
-        z = np.stack([solve_triangular(c, v, lower=True) for c, v in zip(cov_chol, diff)])
+        z = np.stack([solve_triangular(c, v, lower=True) for c, v in zip(cov_chol, diff, strict=True)])
         logdet = 2.0 * np.sum(np.log(np.diagonal(cov_chol, axis1=-2, axis2=-1)), axis=-1)
     return -0.5 * (d * _LOG_2PI + logdet + np.sum(z * z, axis=-1))
 

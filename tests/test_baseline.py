@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from conftest import COVARIANCE_TYPES, make_blobs3
 from sklearn.mixture import GaussianMixture
 
 from bayes_gmm import MapEM, SingularCovarianceError
 from em_baseline import PlainEM, classic_start
-from conftest import COVARIANCE_TYPES, make_blobs3
 
 # The documented start of the demo and notebooks: classic_start(X, 10, random_state=0).
 SEED_START = 0

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from conftest import COVARIANCE_TYPES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bayes_gmm import MapEM
-from conftest import COVARIANCE_TYPES
 
 KINDS = ("duplicates", "constant_column", "wide", "collinear", "few_distinct", "tiny_scale", "huge_scale", "mixed_scale")
 

@@ -5,7 +5,6 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from bayes_gmm import MapEM
 from em_baseline import PlainEM
 
-
 # The initialisation is random (k-means++); rows given weight w and rows repeated w times draw
 # different seeds from the same random stream, so the fits start differently.  Weighted and
 # repeated data with *identical initial parameters* give identical fits: that is tested in

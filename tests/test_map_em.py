@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import COVARIANCE_TYPES, make_blobs3
 from scipy import optimize, stats
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score
@@ -11,7 +12,6 @@ from sklearn.mixture import GaussianMixture
 
 from bayes_gmm import ConvergenceWarning, MapEM, NIWPrior, get_family, log_posterior
 from bayes_gmm.map_em import map_weights
-from conftest import COVARIANCE_TYPES, make_blobs3
 
 
 def dense_covariances(ct, cov, k, d):
@@ -337,7 +337,7 @@ def test_prediction_api(rng, ct):
 def test_precisions_cholesky_are_consistent(rng):
     X, _ = make_blobs3(rng)
     est = MapEM(3, random_state=0).fit(X)
-    for c, p in zip(est.covariances_, est.precisions_cholesky_):
+    for c, p in zip(est.covariances_, est.precisions_cholesky_, strict=True):
         np.testing.assert_allclose(p @ p.T @ c, np.eye(2), atol=1e-10)
         assert np.allclose(p, np.triu(p))
 
