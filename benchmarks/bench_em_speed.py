@@ -96,7 +96,7 @@ def loglik_agreement(gm, X, cov):
     return abs(ours - theirs) / abs(theirs)
 
 
-def run_case(case, pairs, thread_settings, convergence_max_seconds):
+def run_case(case, pairs, thread_settings, convergence_max_seconds, min_iters=2):
     n, d, k, cov, dtype = case
     X = make_data(n, d, k, dtype)
     gm0, init = starting_point(X, k, cov)
@@ -107,7 +107,7 @@ def run_case(case, pairs, thread_settings, convergence_max_seconds):
         with threadpool_limits(threads):
             # size the number of iterations so a scikit-learn fit takes about a second
             t_probe, _ = timed(fit_sklearn, X, k, cov, init, 1, 0.0)
-            m = int(np.clip(1.0 / max(t_probe, 1e-4), 2, 50))
+            m = int(np.clip(1.0 / max(t_probe, 1e-4), min_iters, max(50, min_iters)))
             fit_mapem(X, k, cov, init, 1, 0.0, prior)  # warm-up (thread pool, imports)
             sk, me, ratio = [], [], []
             for _ in range(pairs):
@@ -140,6 +140,9 @@ def header():
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=3, help="alternating sklearn/MapEM pairs per setting")
+    parser.add_argument("--min-iters", type=int, default=2,
+                        help="at least this many timed iterations per fit (both sides also pay one "
+                             "initial/final pass, which weighs less with more iterations)")
     parser.add_argument("--only", action="append", default=None,
                         help="n,d,k[,cov[,dtype]] to run only this case (repeatable)")
     parser.add_argument("--threads", default="1,default", help="comma list of BLAS limits: 1, 2, default")
@@ -161,7 +164,7 @@ def main() -> None:
           f"{'sklearn/it':>11s} {'MapEM/it':>10s} {'ratio':>6s} {'[min,max]':>13s} {'goal':>5s} "
           f"{'ll rel diff':>11s}  to convergence (sklearn s/iters vs MapEM s/iters, ratio)")
     for case in cases:
-        ll_diff, rows = run_case(case, args.pairs, thread_settings, args.convergence_max_seconds)
+        ll_diff, rows = run_case(case, args.pairs, thread_settings, args.convergence_max_seconds, args.min_iters)
         n, d, k, cov, dtype = case
         goal = GOALS.get((n, d, k)) if cov == "full" and dtype == "float64" else None
         for threads, m, sk, me, ratio, lo, hi, conv in rows:

@@ -408,3 +408,18 @@ def test_pymc_sampler_starts_at_map(blobs, fitted):
     assert {"posterior", "posterior_raw", "relabelling", "log_likelihood", "map_estimate"} <= set(idata.children)
     assert idata["relabelling"].attrs["n_permuted_draws"] == 0
     assert "lp" in idata["sample_stats"]
+
+
+@pytest.mark.slow
+def test_random_seed_reproduces_the_draws(blobs, fitted):
+    """The same random_seed gives the same draws; another seed gives other draws."""
+
+    def draws(seed):
+        idata = posterior.sample_posterior(
+            fitted["full"], blobs, draws=60, tune=60, chains=2, random_seed=seed, progressbar=False
+        )
+        return idata["posterior"]["means"].values
+
+    first, again, other = draws(11), draws(11), draws(12)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
