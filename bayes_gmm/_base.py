@@ -7,7 +7,6 @@ objective, which keeps the comparison between MAP-EM and plain EM honest.
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from abc import abstractmethod
 from dataclasses import dataclass
@@ -405,23 +404,20 @@ def _cov_cholesky_from_precision(family: CovarianceFamily, prec_chol: np.ndarray
 
 
 def _covariances_from_precisions(family: CovarianceFamily, precisions, k: int, d: int) -> np.ndarray:
+    """Covariances from ``precisions_init`` given in the covariance type's shape."""
     prec = np.asarray(precisions, dtype=float)
     if not np.all(np.isfinite(prec)):
         raise ValueError("precisions_init must be finite.")
     try:
-        if family.name == "full":
-            family.check_covariances(prec, k, d)
-            return np.linalg.inv(prec)
-        if family.name == "tied":
-            family.check_covariances(prec, k, d)
-            return np.linalg.inv(prec)
         family.check_covariances(prec, k, d)
-        if np.any(prec <= 0):
-            raise ValueError("precisions_init must be positive.")
-        return 1.0 / prec
-    except np.linalg.LinAlgError:
-        raise ValueError("precisions_init must be invertible (positive definite).") from None
-
-
-def is_integer(x) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+    except ValueError as exc:
+        raise ValueError(f"precisions_init has the wrong shape: {exc}") from None
+    if family.name in ("full", "tied"):
+        try:
+            np.linalg.cholesky(prec)
+        except np.linalg.LinAlgError:
+            raise ValueError("precisions_init must be symmetric positive definite.") from None
+        return np.linalg.inv(prec)
+    if np.any(prec <= 0):
+        raise ValueError("precisions_init must be positive.")
+    return 1.0 / prec

@@ -623,7 +623,27 @@ def _check_variances(var: np.ndarray, family: str) -> tuple[np.ndarray, np.ndarr
     return std, 1.0 / std
 
 
-class DiagCovariance(CovarianceFamily):
+class _VarianceFamily(CovarianceFamily):
+    """Families whose covariances are variances (diag, spherical): the factor is the sd."""
+
+    def _shape(self, k: int, d: int) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def check_covariances(self, cov, k, d):
+        cov = np.asarray(cov, dtype=float)
+        shape = self._shape(k, d)
+        if cov.shape != shape:
+            raise ValueError(f"{self.name} covariances must have shape {shape}, got {cov.shape}.")
+        return cov
+
+    def cholesky(self, covariances):
+        return _check_variances(covariances, self.name)
+
+    def covariances_from_precisions_cholesky(self, prec_chol):
+        return 1.0 / np.asarray(prec_chol, dtype=float) ** 2
+
+
+class DiagCovariance(_VarianceFamily):
     name = "diag"
 
     def identity_covariances(self, n_components, n_features):
@@ -632,17 +652,8 @@ class DiagCovariance(CovarianceFamily):
     def n_cov_parameters(self, k, d):
         return k * d
 
-    def check_covariances(self, cov, k, d):
-        cov = np.asarray(cov, dtype=float)
-        if cov.shape != (k, d):
-            raise ValueError(f"diag covariances must have shape (K, d) = ({k}, {d}), got {cov.shape}.")
-        return cov
-
-    def cholesky(self, covariances):
-        return _check_variances(covariances, self.name)
-
-    def covariances_from_precisions_cholesky(self, prec_chol):
-        return 1.0 / np.asarray(prec_chol, dtype=float) ** 2
+    def _shape(self, k, d):
+        return (k, d)
 
     def _whiten_t(self, X, means, prec_chol):
         Xt, shifted = _centered_t(X, means)
@@ -689,7 +700,7 @@ class DiagCovariance(CovarianceFamily):
 # ----------------------------------------------------------------------------------------
 # spherical
 # ----------------------------------------------------------------------------------------
-class SphericalCovariance(CovarianceFamily):
+class SphericalCovariance(_VarianceFamily):
     name = "spherical"
 
     def identity_covariances(self, n_components, n_features):
@@ -698,17 +709,8 @@ class SphericalCovariance(CovarianceFamily):
     def n_cov_parameters(self, k, d):
         return k
 
-    def check_covariances(self, cov, k, d):
-        cov = np.asarray(cov, dtype=float)
-        if cov.shape != (k,):
-            raise ValueError(f"spherical covariances must have shape (K,) = ({k},), got {cov.shape}.")
-        return cov
-
-    def cholesky(self, covariances):
-        return _check_variances(covariances, self.name)
-
-    def covariances_from_precisions_cholesky(self, prec_chol):
-        return 1.0 / np.asarray(prec_chol, dtype=float) ** 2
+    def _shape(self, k, d):
+        return (k,)
 
     def _whiten_t(self, X, means, prec_chol):
         Xt, shifted = _centered_t(X, means)

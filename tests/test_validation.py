@@ -129,3 +129,16 @@ def test_float32_integer_and_pandas_input(X):
     np.testing.assert_allclose(est.means_, ref.means_)
     np.testing.assert_array_equal(est.feature_names_in_, ["a", "b"])
     np.testing.assert_array_equal(est.predict(df), ref.predict(X))
+
+
+@pytest.mark.parametrize(
+    "ct, precisions, match",
+    [
+        ("diag", np.ones(3), "precisions_init has the wrong shape"),
+        ("full", np.ones((2, 2, 2)), "precisions_init must be symmetric positive definite"),
+        ("spherical", -np.ones(2), "precisions_init must be positive"),
+    ],
+)
+def test_bad_precisions_init(X, ct, precisions, match):
+    with pytest.raises(ValueError, match=match):
+        MapEM(2, covariance_type=ct, precisions_init=precisions).fit(X)
