@@ -232,7 +232,8 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
                     "the data may hold values too large to square in float64: rescale X."
                 )
             history.append(objective)
-            if abs(objective - history[-2]) <= self.tol * abs(objective):
+            # tol=0 never stops early (as scikit-learn): it runs max_iter iterations
+            if self.tol > 0 and abs(objective - history[-2]) <= self.tol * abs(objective):
                 converged = True
                 break
         return FitResult(params, raw, objective, history, converged, n_iter)

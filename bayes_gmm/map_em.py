@@ -61,7 +61,8 @@ class MapEM(BaseGaussianMixtureEM):
         An explicit prior; by default it is resolved from the data with
         :meth:`NIWPrior.from_data`.  The resolved prior is ``prior_``.
     tol : float, default=1e-6
-        Stop when the relative change of the log-posterior is at most ``tol``.
+        Stop when the relative change of the log-posterior is at most ``tol``; ``tol=0``
+        runs all ``max_iter`` iterations.
     max_iter : int, default=500
     n_init : int, default=1
         Number of initialisations; the run with the highest log-posterior is kept.

@@ -394,3 +394,10 @@ def test_criteria_accept_dataframes_without_warnings(rng):
     assert est.bic(df) == pytest.approx(-2 * loglik + 17 * np.log(len(df)))  # warnings are errors here
     assert est.aic(df) == pytest.approx(-2 * loglik + 2 * 17)
     assert est.icl(df) >= est.bic(df)
+
+
+def test_tol_zero_runs_max_iter(rng):
+    X, labels = make_blobs3(rng, n=300, spread=10.0)
+    with pytest.warns(ConvergenceWarning):
+        est = MapEM(3, init_params=labels, tol=0.0, max_iter=25).fit(X)
+    assert est.n_iter_ == 25 and est.log_posteriors_.shape == (26,)
