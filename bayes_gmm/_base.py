@@ -286,7 +286,7 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
         self.means_ = p.means
         self.covariances_ = p.covariances
         self.precisions_cholesky_ = p.precisions_cholesky
-        self.precisions_ = _precisions(self._family, p.precisions_cholesky)
+        self.precisions_ = self._family.precisions(p.precisions_cholesky)
         self.converged_ = result.converged
         self.n_iter_ = result.n_iter
         self._history = np.asarray(result.history)
@@ -309,7 +309,7 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
     def _params(self) -> GaussianParams:
         check_is_fitted(self)
         family = get_family(self.covariance_type)
-        cov_chol = _cov_cholesky_from_precision(family, self.precisions_cholesky_)
+        cov_chol = family.covariances_cholesky_from_precisions(self.precisions_cholesky_)
         return GaussianParams(self.weights_, self.means_, self.covariances_, self.precisions_cholesky_, cov_chol)
 
     def _estimate_weighted_log_prob(self, X) -> np.ndarray:
@@ -384,24 +384,6 @@ def _nearest(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
         + np.sum(centers * centers, axis=1)[None, :]
     )
     return np.argmin(d2, axis=1)
-
-
-def _precisions(family: CovarianceFamily, prec_chol: np.ndarray) -> np.ndarray:
-    if family.name == "full":
-        return prec_chol @ prec_chol.transpose(0, 2, 1)
-    if family.name == "tied":
-        return prec_chol @ prec_chol.T
-    return prec_chol**2
-
-
-def _cov_cholesky_from_precision(family: CovarianceFamily, prec_chol: np.ndarray) -> np.ndarray:
-    from scipy.linalg import lapack
-
-    if family.name == "full":
-        return np.stack([lapack.dtrtri(p, lower=0)[0].T for p in prec_chol])
-    if family.name == "tied":
-        return lapack.dtrtri(prec_chol, lower=0)[0].T
-    return 1.0 / prec_chol
 
 
 def _covariances_from_precisions(family: CovarianceFamily, precisions, k: int, d: int) -> np.ndarray:

@@ -27,7 +27,7 @@ import numpy as np
 from scipy.linalg import blas, lapack
 
 from .exceptions import SingularCovarianceError
-from .prior import NIWPrior, log_invgamma, log_invwishart, log_mvnormal
+from .prior import NIWPrior, log_invgamma, log_invwishart
 
 __all__ = [
     "COVARIANCE_FAMILIES",
@@ -214,8 +214,29 @@ class CovarianceFamily:
             - 1
         )
 
-    def check_covariances(self, covariances: np.ndarray, k: int, d: int) -> np.ndarray:
+    def covariance_shape(self, k: int, d: int) -> tuple[int, ...]:
+        """Shape of ``covariances_`` (and ``precisions_cholesky_``) for K components, d features."""
         raise NotImplementedError
+
+    def check_covariances(self, covariances: np.ndarray, k: int, d: int) -> np.ndarray:
+        """``covariances`` as a float array, or a ValueError naming the expected shape."""
+        cov = np.asarray(covariances, dtype=float)
+        shape = self.covariance_shape(k, d)
+        if cov.shape != shape:
+            raise ValueError(f"{self.name} covariances must have shape {shape}, got {cov.shape}.")
+        return cov
+
+    def dense(self, covariances: np.ndarray, k: int, d: int) -> np.ndarray:
+        """Dense ``(..., K, d, d)`` matrices from the family's shape; leading axes (draws) kept."""
+        raise NotImplementedError
+
+    def precisions(self, prec_chol: np.ndarray) -> np.ndarray:
+        """Precisions (the family's shape) from their Cholesky factors."""
+        return np.asarray(prec_chol, dtype=float) ** 2
+
+    def covariances_cholesky_from_precisions(self, prec_chol: np.ndarray) -> np.ndarray:
+        """Lower Cholesky factors of the covariances (standard deviations for variances)."""
+        return 1.0 / np.asarray(prec_chol, dtype=float)
 
     # -- factorisations ----------------------------------------------------------------
     def cholesky(self, covariances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -244,10 +265,6 @@ class CovarianceFamily:
         raise NotImplementedError
 
     # -- densities ---------------------------------------------------------------------
-    def whiten(self, X: np.ndarray, means: np.ndarray, prec_chol: np.ndarray) -> np.ndarray:
-        """``y_ik = (x_i - mu_k) P_k``, shape (n, K, d), in ``X``'s floating dtype."""
-        return self._whiten_t(X, means, prec_chol).transpose(2, 0, 1)
-
     def _whiten_t(self, X: np.ndarray, means: np.ndarray, prec_chol: np.ndarray) -> np.ndarray:
         """The whitened block in the layout the kernels use: shape (K, d, m), C-contiguous.
 
@@ -349,14 +366,17 @@ class CovarianceFamily:
         raise NotImplementedError
 
     # -- prior -------------------------------------------------------------------------
-    def log_prior(self, means: np.ndarray, covariances: np.ndarray, prior: NIWPrior) -> float:
-        """``log p(mu, Sigma)`` under the prior (weights not included)."""
+    def log_prior(
+        self, means: np.ndarray, covariances: np.ndarray, prior: NIWPrior, covariances_cholesky=None
+    ) -> float:
+        """``log p(mu, Sigma)`` under the prior (weights not included).
+
+        ``covariances_cholesky`` (the lower factors, as in :class:`GaussianParams`) saves a
+        factorisation when the caller has it.
+        """
         raise NotImplementedError
 
     # -- sampling ----------------------------------------------------------------------
-    def sample_component(self, rng: np.random.Generator, mean, cov_chol_k, n: int) -> np.ndarray:
-        raise NotImplementedError
-
     def component_cholesky(self, cov_chol: np.ndarray, k: int, d: int) -> np.ndarray:
         """Lower Cholesky factor of component ``k``'s covariance as a dense (d, d) matrix."""
         raise NotImplementedError
@@ -365,7 +385,28 @@ class CovarianceFamily:
 # ----------------------------------------------------------------------------------------
 # full
 # ----------------------------------------------------------------------------------------
-class FullCovariance(CovarianceFamily):
+class _MatrixFamily(CovarianceFamily):
+    """Families whose covariances are matrices (full, tied): upper precision factors."""
+
+    def check_covariances(self, cov, k, d):
+        cov = super().check_covariances(cov, k, d)
+        if not np.allclose(cov, np.swapaxes(cov, -1, -2)):
+            raise ValueError(f"{self.name} covariances must be symmetric.")
+        return cov
+
+    def precisions(self, prec_chol):
+        prec_chol = np.asarray(prec_chol, dtype=float)
+        return prec_chol @ np.swapaxes(prec_chol, -1, -2)
+
+    def log_prior(self, means, covariances, prior, covariances_cholesky=None):
+        chol = np.linalg.cholesky(covariances) if covariances_cholesky is None else covariances_cholesky
+        return float(
+            np.sum(log_invwishart(covariances, prior.nu0, prior.psi0, chol, prior.psi0_cholesky))
+            + np.sum(_log_mvnormal_batched(means, prior.m0, chol / np.sqrt(prior.kappa0)))
+        )
+
+
+class FullCovariance(_MatrixFamily):
     name = "full"
 
     def identity_covariances(self, n_components, n_features):
@@ -374,13 +415,14 @@ class FullCovariance(CovarianceFamily):
     def n_cov_parameters(self, k, d):
         return k * d * (d + 1) // 2
 
-    def check_covariances(self, cov, k, d):
-        cov = np.asarray(cov, dtype=float)
-        if cov.shape != (k, d, d):
-            raise ValueError(f"full covariances must have shape (K, d, d) = ({k}, {d}, {d}), got {cov.shape}.")
-        if not np.allclose(cov, np.swapaxes(cov, 1, 2)):
-            raise ValueError("full covariances must be symmetric.")
-        return cov
+    def covariance_shape(self, k, d):
+        return (k, d, d)
+
+    def dense(self, covariances, k, d):
+        return np.asarray(covariances, dtype=float)
+
+    def covariances_cholesky_from_precisions(self, prec_chol):
+        return np.stack([_triangular_inverse(p.T) for p in np.asarray(prec_chol, dtype=float)])
 
     def cholesky(self, covariances):
         cov = np.asarray(covariances, dtype=float)
@@ -513,13 +555,6 @@ class FullCovariance(CovarianceFamily):
         cov = cov + reg_covar * np.eye(d)
         return stats.xbar.copy(), cov
 
-    def log_prior(self, means, covariances, prior):
-        chol = np.linalg.cholesky(covariances)
-        return float(
-            np.sum(log_invwishart(covariances, prior.nu0, prior.psi0))
-            + np.sum(_log_mvnormal_batched(means, prior.m0, chol / np.sqrt(prior.kappa0)))
-        )
-
     def component_cholesky(self, cov_chol, k, d):
         return cov_chol[k]
 
@@ -527,7 +562,7 @@ class FullCovariance(CovarianceFamily):
 # ----------------------------------------------------------------------------------------
 # tied
 # ----------------------------------------------------------------------------------------
-class TiedCovariance(CovarianceFamily):
+class TiedCovariance(_MatrixFamily):
     name = "tied"
 
     def identity_covariances(self, n_components, n_features):
@@ -536,13 +571,15 @@ class TiedCovariance(CovarianceFamily):
     def n_cov_parameters(self, k, d):
         return d * (d + 1) // 2
 
-    def check_covariances(self, cov, k, d):
-        cov = np.asarray(cov, dtype=float)
-        if cov.shape != (d, d):
-            raise ValueError(f"tied covariance must have shape (d, d) = ({d}, {d}), got {cov.shape}.")
-        if not np.allclose(cov, cov.T):
-            raise ValueError("the tied covariance must be symmetric.")
-        return cov
+    def covariance_shape(self, k, d):
+        return (d, d)
+
+    def dense(self, covariances, k, d):
+        cov = np.asarray(covariances, dtype=float)
+        return np.broadcast_to(cov[..., None, :, :], (*cov.shape[:-2], k, d, d))
+
+    def covariances_cholesky_from_precisions(self, prec_chol):
+        return _triangular_inverse(np.asarray(prec_chol, dtype=float).T)
 
     def cholesky(self, covariances):
         return _cholesky_pair(np.asarray(covariances, dtype=float), None, self.name)
@@ -599,13 +636,6 @@ class TiedCovariance(CovarianceFamily):
         cov = stats.scatter / stats.total_weight + reg_covar * np.eye(d)
         return stats.xbar.copy(), cov
 
-    def log_prior(self, means, covariances, prior):
-        chol = np.linalg.cholesky(covariances)
-        return float(
-            log_invwishart(covariances, prior.nu0, prior.psi0)
-            + np.sum(log_mvnormal(means, prior.m0, chol / np.sqrt(prior.kappa0)))
-        )
-
     def component_cholesky(self, cov_chol, k, d):
         return cov_chol
 
@@ -626,16 +656,6 @@ def _check_variances(var: np.ndarray, family: str) -> tuple[np.ndarray, np.ndarr
 class _VarianceFamily(CovarianceFamily):
     """Families whose covariances are variances (diag, spherical): the factor is the sd."""
 
-    def _shape(self, k: int, d: int) -> tuple[int, ...]:
-        raise NotImplementedError
-
-    def check_covariances(self, cov, k, d):
-        cov = np.asarray(cov, dtype=float)
-        shape = self._shape(k, d)
-        if cov.shape != shape:
-            raise ValueError(f"{self.name} covariances must have shape {shape}, got {cov.shape}.")
-        return cov
-
     def cholesky(self, covariances):
         return _check_variances(covariances, self.name)
 
@@ -652,8 +672,11 @@ class DiagCovariance(_VarianceFamily):
     def n_cov_parameters(self, k, d):
         return k * d
 
-    def _shape(self, k, d):
+    def covariance_shape(self, k, d):
         return (k, d)
+
+    def dense(self, covariances, k, d):
+        return np.asarray(covariances, dtype=float)[..., :, None] * np.eye(d)
 
     def _whiten_t(self, X, means, prec_chol):
         Xt, shifted = _centered_t(X, means)
@@ -686,7 +709,7 @@ class DiagCovariance(_VarianceFamily):
     def ml_step(self, stats, reg_covar=0.0):
         return stats.xbar.copy(), stats.scatter / _ordered_safe(stats.nk)[:, None] + reg_covar
 
-    def log_prior(self, means, covariances, prior):
+    def log_prior(self, means, covariances, prior, covariances_cholesky=None):
         var = covariances / prior.kappa0
         return float(
             np.sum(log_invgamma(covariances, prior.a0, prior.b0))
@@ -709,8 +732,11 @@ class SphericalCovariance(_VarianceFamily):
     def n_cov_parameters(self, k, d):
         return k
 
-    def _shape(self, k, d):
+    def covariance_shape(self, k, d):
         return (k,)
+
+    def dense(self, covariances, k, d):
+        return np.asarray(covariances, dtype=float)[..., None, None] * np.eye(d)
 
     def _whiten_t(self, X, means, prec_chol):
         Xt, shifted = _centered_t(X, means)
@@ -746,7 +772,7 @@ class SphericalCovariance(_VarianceFamily):
         d = stats.xbar.shape[1]
         return stats.xbar.copy(), stats.scatter / (d * _ordered_safe(stats.nk)) + reg_covar
 
-    def log_prior(self, means, covariances, prior):
+    def log_prior(self, means, covariances, prior, covariances_cholesky=None):
         d = means.shape[1]
         var = covariances / prior.kappa0
         sq = np.sum((means - prior.m0) ** 2, axis=1)

@@ -182,17 +182,9 @@ def dense_covariances(covariances: np.ndarray, covariance_type: str, k: int, d: 
     Leading axes (e.g. draws) are kept: full ``(..., K, d, d)``, tied ``(..., d, d)``, diag
     ``(..., K, d)``, spherical ``(..., K)``.
     """
-    cov = np.asarray(covariances, dtype=float)
-    if covariance_type == "full":
-        return cov
-    if covariance_type == "tied":
-        return np.broadcast_to(cov[..., None, :, :], (*cov.shape[:-2], k, d, d))
-    eye = np.eye(d)
-    if covariance_type == "diag":
-        return cov[..., :, None] * eye
-    if covariance_type == "spherical":
-        return cov[..., None, None] * eye
-    raise ValueError(f"unknown covariance_type {covariance_type!r}.")
+    from .covariance import get_family
+
+    return get_family(covariance_type).dense(covariances, k, d)
 
 
 def _posterior_group(idata, group: str = "posterior") -> xr.Dataset:

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from ._base import _precisions
 from .covariance import get_family
 from .map_em import MapEM
 from .prior import NIWPrior
@@ -170,14 +169,6 @@ def _reject_constant(name: str):
     raise _FormatError(f"the JSON holds {name}, which is not a valid number in a model file")
 
 
-def _need(mapping, key: str, where: str):
-    if not isinstance(mapping, dict):
-        raise _FormatError(f"{where} must be a JSON object, got {type(mapping).__name__}")
-    if key not in mapping:
-        raise _FormatError(f"{where} has no field {key!r}")
-    return mapping[key]
-
-
 def _check_keys(mapping, expected: set[str], where: str) -> None:
     if not isinstance(mapping, dict):
         raise _FormatError(f"{where} must be a JSON object, got {type(mapping).__name__}")
@@ -286,12 +277,7 @@ def _check_fitted_parameters(arrays: dict[str, np.ndarray], covariance_type: str
     if np.any(diag <= 0):
         raise _FormatError("parameters.precisions_cholesky must have a positive diagonal")
     # the two parametrisations must describe the same covariances
-    # (computed here: CovarianceFamily.covariances_from_precisions_cholesky transposes the
-    # product for full/tied, see the report of issue 5)
-    if covariance_type in ("full", "tied"):
-        implied = np.linalg.inv(_precisions(family, prec))
-    else:
-        implied = 1.0 / prec**2
+    implied = family.covariances_from_precisions_cholesky(prec)
     cov = arrays["covariances"]
     scale = np.max(np.abs(cov))
     if not np.allclose(implied, cov, rtol=1e-6, atol=1e-9 * scale):
@@ -354,7 +340,7 @@ def from_dict(content: dict[str, Any]) -> MapEM:
     shapes = {
         "weights": (k,),
         "means": (k, d),
-        "covariances": {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[family.name],
+        "covariances": family.covariance_shape(k, d),
     }
     shapes["precisions_cholesky"] = shapes["covariances"]
     _check_keys(content["parameters"], _PARAM_KEYS, "parameters")
@@ -391,7 +377,7 @@ def from_dict(content: dict[str, Any]) -> MapEM:
     est.means_ = arrays["means"]
     est.covariances_ = arrays["covariances"]
     est.precisions_cholesky_ = arrays["precisions_cholesky"]
-    est.precisions_ = _precisions(family, arrays["precisions_cholesky"])
+    est.precisions_ = family.precisions(arrays["precisions_cholesky"])
     est.converged_ = converged
     est.n_iter_ = n_iter
     est._history = np.asarray(history, dtype=float)

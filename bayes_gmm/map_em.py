@@ -167,7 +167,9 @@ class MapEM(BaseGaussianMixtureEM):
         return map_weights(stats.nk, prior.alpha), means, covariances
 
     def _log_prior(self, params: GaussianParams) -> float:
-        return self.prior_.log_density(params.weights, params.means, params.covariances)
+        return self.prior_.log_density(
+            params.weights, params.means, params.covariances, params.covariances_cholesky
+        )
 
     def _store(self, result):
         super()._store(result)

@@ -41,10 +41,10 @@ def _colors(k: int) -> list[str]:
 
 def _covariance_matrices(est) -> np.ndarray:
     """Dense (K, d, d) covariances of a fitted estimator, whatever its covariance type."""
-    from .diagnostics import dense_covariances
+    from .covariance import get_family
 
     k, d = np.asarray(est.means_).shape
-    return np.asarray(dense_covariances(np.asarray(est.covariances_), est.covariance_type, k, d))
+    return np.asarray(get_family(est.covariance_type).dense(est.covariances_, k, d))
 
 
 def _check_dims(dims, d: int) -> list[int]:

@@ -51,6 +51,7 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from ._validation import check_data, check_positive
+from .covariance import get_family
 from .exceptions import ConvergenceWarning
 from .map_em import MapEM, log_posterior
 
@@ -519,20 +520,6 @@ def _stacked_draws(ds: xr.Dataset, covariance_type: str):
     return out
 
 
-def _full_covariances(covariances: np.ndarray, covariance_type: str, k: int, d: int) -> np.ndarray:
-    """Covariances of shape (S, K, d, d) whatever the type."""
-    s = covariances.shape[0]
-    if covariance_type == "full":
-        return covariances
-    if covariance_type == "tied":
-        return np.broadcast_to(covariances[:, None], (s, k, d, d))
-    var = covariances if covariance_type == "diag" else np.repeat(covariances[:, :, None], d, axis=2)
-    out = np.zeros((s, k, d, d))
-    idx = np.arange(d)
-    out[:, :, idx, idx] = var
-    return out
-
-
 def _whitened(X, means, covariances, covariance_type):
     """``z = L^{-1} (x - mu_k)`` of shape (S, n, K, d) and ``log det Sigma_k`` of shape (S, K)."""
     diff = X[None, :, None, :] - means[:, None, :, :]
@@ -596,8 +583,9 @@ def _simulate(rng, weights, means, covariances, covariance_type, n):
 def _kl_cost(means, covariances, ref_means, ref_covariances, covariance_type) -> np.ndarray:
     """``KL(N_draw_j || N_ref_k)`` for every draw, shape (S, K_draw, K_ref)."""
     s, k, d = means.shape
-    cov = _full_covariances(covariances, covariance_type, k, d)
-    ref = _full_covariances(ref_covariances[None], covariance_type, k, d)[0]
+    family = get_family(covariance_type)
+    cov = family.dense(covariances, k, d)
+    ref = family.dense(ref_covariances, k, d)
     ref_prec = np.linalg.inv(ref)  # (K, d, d)
     _, ref_logdet = np.linalg.slogdet(ref)
     _, logdet = np.linalg.slogdet(cov)  # (S, K)

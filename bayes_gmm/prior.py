@@ -74,20 +74,23 @@ def log_mvnormal(x: np.ndarray, mean: np.ndarray, cov_chol: np.ndarray) -> np.nd
     return -0.5 * (d * _LOG_2PI + logdet + np.sum(z * z, axis=-1))
 
 
-def log_invwishart(cov: np.ndarray, nu0: float, psi0: np.ndarray) -> np.ndarray:
+def log_invwishart(
+    cov: np.ndarray, nu0: float, psi0: np.ndarray, cov_chol: np.ndarray | None = None,
+    psi0_chol: np.ndarray | None = None,
+) -> np.ndarray:
     """Log density of ``InvWishart(nu0, Psi0)`` at ``cov`` of shape (..., d, d).
 
-    Same parametrisation as :func:`scipy.stats.invwishart` (``df=nu0, scale=Psi0``).
+    Same parametrisation as :func:`scipy.stats.invwishart` (``df=nu0, scale=Psi0``).  The lower
+    Cholesky factors of ``cov`` and ``psi0`` may be passed when the caller has them.
     """
     cov = np.asarray(cov, dtype=float)
     d = cov.shape[-1]
-    chol = np.linalg.cholesky(cov)
+    chol = np.linalg.cholesky(cov) if cov_chol is None else np.asarray(cov_chol, dtype=float)
     logdet = 2.0 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
-    psi_chol = np.linalg.cholesky(psi0)
+    psi_chol = np.linalg.cholesky(psi0) if psi0_chol is None else psi0_chol
     logdet_psi = 2.0 * np.sum(np.log(np.diag(psi_chol)))
     # tr(Psi0 Sigma^{-1}) = ||L^{-1} C||_F^2 with Sigma = L L^T, Psi0 = C C^T
-    inv_chol = np.linalg.inv(chol)
-    trace = np.sum((inv_chol @ psi_chol) ** 2, axis=(-2, -1))
+    trace = np.sum(np.linalg.solve(chol, np.broadcast_to(psi_chol, chol.shape)) ** 2, axis=(-2, -1))
     return (
         0.5 * nu0 * logdet_psi
         - 0.5 * nu0 * d * np.log(2.0)
@@ -383,7 +386,9 @@ class NIWPrior:
             )
 
     # ------------------------------------------------------------------ densities
-    def log_density(self, weights: np.ndarray, means: np.ndarray, covariances: np.ndarray) -> float:
+    def log_density(
+        self, weights: np.ndarray, means: np.ndarray, covariances: np.ndarray, covariances_cholesky=None
+    ) -> float:
         """Log prior density ``log p(pi) + log p(mu, Sigma)`` (normalised).
 
         Shapes follow scikit-learn: weights (K,), means (K, d), covariances (K, d, d) for full,
@@ -394,7 +399,9 @@ class NIWPrior:
         family = get_family(self.covariance_type)
         means = np.asarray(means, dtype=float)
         covariances = np.asarray(covariances, dtype=float)
-        return log_dirichlet(weights, self.alpha) + family.log_prior(means, covariances, self)
+        return log_dirichlet(weights, self.alpha) + family.log_prior(
+            means, covariances, self, covariances_cholesky
+        )
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:

@@ -9,12 +9,6 @@ Edit the cells here, not in the .ipynb.  Runs in well under a minute.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-
-import nbformat
-
-HERE = Path(__file__).resolve().parent
-NAME = "03_model_selection"
 
 CELLS = [
     ("md", """\
@@ -176,26 +170,10 @@ print(path.stat().st_size, "bytes;", "identical probabilities:",
 ]
 
 
-def build() -> nbformat.NotebookNode:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    for kind, source in CELLS:
-        make = nbformat.v4.new_markdown_cell if kind == "md" else nbformat.v4.new_code_cell
-        nb.cells.append(make(source.strip("\n")))
-    return nb
-
-
 def main(argv: list[str]) -> int:
-    nb = build()
-    if "--no-execute" not in argv:
-        from nbclient import NotebookClient
+    from build_notebooks import main as build_main  # one builder for every notebook
 
-        NotebookClient(nb, timeout=300, kernel_name="python3",
-                       resources={"metadata": {"path": str(HERE)}}).execute()
-    nbformat.validate(nb)
-    nbformat.write(nb, HERE / f"{NAME}.ipynb")
-    return 0
+    return build_main(["03", *argv])
 
 
 if __name__ == "__main__":
