@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import numbers
+import os
 import warnings
 from collections.abc import Mapping
 
@@ -44,6 +45,7 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 from pymc.logprob.transforms import Transform
+from pytensor.assumptions import assume
 from scipy.optimize import linear_sum_assignment
 from scipy.special import logsumexp
 from sklearn.exceptions import NotFittedError
@@ -146,10 +148,10 @@ class PrecisionCholeskyTransform(Transform):
 
     def backward(self, value, *inputs):
         value = pt.as_tensor_variable(value)
-        B = pt.matmul(pt.as_tensor_variable(self.reference), self._lower(value))
-        eye = pt.broadcast_to(pt.eye(self.d, dtype=value.dtype), B.shape)
-        B_inv = pt.linalg.solve_triangular(B, eye, lower=True, check_finite=False)
-        return pt.matmul(pt.swapaxes(B_inv, -1, -2), B_inv)
+        # Declared lower triangular, so that PyTensor's rewrites turn the log densities'
+        # cholesky(inv(Sigma)) back into B: the sampled graph has no factorisation or solve.
+        B = assume(pt.matmul(pt.as_tensor_variable(self.reference), self._lower(value)), lower_triangular=True)
+        return pt.linalg.inv(pt.matmul(B, pt.swapaxes(B, -1, -2)))
 
     def forward(self, value, *inputs):
         value = pt.as_tensor_variable(value)
@@ -224,6 +226,18 @@ def _log_multigamma(a, d: int):
     return 0.25 * d * (d - 1) * np.log(np.pi) + pt.sum(pt.gammaln(a[..., None] - 0.5 * j), axis=-1)
 
 
+def _precision_cholesky(covariance):
+    """Lower Cholesky factor of ``covariance^{-1}`` and ``log det covariance``.
+
+    Written as ``cholesky(inv(Sigma))`` so that, when ``Sigma`` comes from
+    :class:`PrecisionCholeskyTransform`, PyTensor's rewrites (``inv_of_inv``,
+    ``cholesky_ldotlt``) reduce it to the transform's own factor.
+    """
+    P = pt.linalg.cholesky(pt.linalg.inv(covariance), lower=True, check_finite=False)
+    logdet = -2.0 * pt.sum(pt.log(pt.diagonal(P, axis1=-2, axis2=-1)), axis=-1)
+    return P, logdet
+
+
 def invwishart_logp(value, nu, psi):
     """Log density of ``InvWishart(nu, Psi)`` (scipy's ``df=nu, scale=Psi``) at ``value``.
 
@@ -235,12 +249,11 @@ def invwishart_logp(value, nu, psi):
     d = value.type.shape[-1]
     if d is None:
         raise ValueError("the inverse-Wishart needs a static matrix size.")
-    L = pt.linalg.cholesky(value, lower=True, check_finite=False)
-    logdet = 2.0 * pt.sum(pt.log(pt.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
+    P, logdet = _precision_cholesky(value)
     C = pt.linalg.cholesky(psi, lower=True, check_finite=False)
     logdet_psi = 2.0 * pt.sum(pt.log(pt.diagonal(C, axis1=-2, axis2=-1)), axis=-1)
-    M = pt.linalg.solve_triangular(L, pt.broadcast_to(C, L.shape), lower=True, check_finite=False)
-    trace = pt.sum(M**2, axis=(-2, -1))
+    # trace(Psi Sigma^-1) = ||C^T P||_F^2
+    trace = pt.sum(pt.matmul(pt.swapaxes(C, -1, -2), P) ** 2, axis=(-2, -1))
     return (
         0.5 * nu * logdet_psi
         - 0.5 * nu * d * np.log(2.0)
@@ -248,6 +261,23 @@ def invwishart_logp(value, nu, psi):
         - 0.5 * (nu + d + 1.0) * logdet
         - 0.5 * trace
     )
+
+
+def _mean_logp(value, m0, kappa0, covariance):
+    """Log density of ``N(m0, Sigma / kappa0)`` at ``value`` (..., d), through the precision factor."""
+    d = value.type.shape[-1]
+    P, logdet = _precision_cholesky(covariance)
+    z = pt.matmul(pt.swapaxes(P, -1, -2), (value - m0)[..., None])[..., 0]
+    return 0.5 * d * (pt.log(kappa0) - _LOG_2PI) - 0.5 * logdet - 0.5 * kappa0 * pt.sum(z**2, axis=-1)
+
+
+def _mean_random(m0, kappa0, covariance, rng=None, size=None):
+    """Draws of ``N(m0, Sigma / kappa0)``, shape (*size, d)."""
+    rng = np.random.default_rng(rng)
+    L = np.linalg.cholesky(np.asarray(covariance, dtype=float) / np.asarray(kappa0, dtype=float))
+    shape = np.broadcast_shapes(np.shape(m0), L.shape[:-1]) if size is None else (*np.atleast_1d(size), L.shape[-1])
+    eps = rng.standard_normal(shape)
+    return m0 + np.einsum("...ij,...j->...i", np.broadcast_to(L, (*shape, L.shape[-1])), eps)
 
 
 def _invwishart_random(nu, psi, rng=None, size=None):
@@ -295,11 +325,8 @@ def _mixture_logp_factory(covariance_type: str, d: int):
         x = value - centre
         mu = means - centre
         if covariance_type in ("full", "tied"):
-            L = pt.linalg.cholesky(covariances, lower=True, check_finite=False)
-            eye = pt.broadcast_to(pt.eye(d, dtype=L.dtype), L.shape)
-            L_inv = pt.linalg.solve_triangular(L, eye, lower=True, check_finite=False)
-            prec = pt.matmul(pt.swapaxes(L_inv, -1, -2), L_inv)
-            logdet = 2.0 * pt.sum(pt.log(pt.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
+            P, logdet = _precision_cholesky(covariances)
+            prec = pt.matmul(P, pt.swapaxes(P, -1, -2))
             if covariance_type == "tied":
                 prec = pt.broadcast_to(prec, (k, d, d))
                 logdet = pt.broadcast_to(logdet, (k,))
@@ -435,10 +462,14 @@ def build_model(est: MapEM, X, *, coords: Mapping | None = None) -> pm.Model:
                 transform=PrecisionCholeskyTransform(ref),
                 dims=_COV_DIMS[ct],
             )
-            means = pm.MvNormal(
+            means = pm.CustomDist(
                 "means",
-                mu=m0,
-                cov=covariances / prior.kappa0,
+                m0,
+                float(prior.kappa0),
+                covariances,
+                logp=_mean_logp,
+                random=_mean_random,
+                signature="(p),(),(p,p)->(p)",
                 dims=("component", "feature"),
                 transform=AffineTransform(est.means_, mean_scale, multivariate=True),
             )
@@ -467,6 +498,13 @@ def build_model(est: MapEM, X, *, coords: Mapping | None = None) -> pm.Model:
             dims=("obs", "feature"),
         )
     return model
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _initvals(est: MapEM) -> dict[str, np.ndarray]:
@@ -818,7 +856,9 @@ def sample_posterior(
     model : pymc.Model, optional
         A model from :func:`build_model` (possibly changed by the user); built if not given.
     cores : int, optional
-        Chains run in parallel (the sampler's default if not given).
+        Chains run in parallel.  Default: every CPU this process may use, at most ``chains``
+        (PyMC's own default halves the CPU count, assuming hyper-threads: on a 2-core machine
+        that ran the chains one after the other, twice as slow).
     target_accept : float, optional
         NUTS target acceptance rate (the sampler's default, 0.8, if not given).
     ambiguity_tol : float, default=1.0
@@ -870,6 +910,10 @@ def sample_posterior(
     if missing:
         raise ValueError(f"the model lacks the variables {sorted(missing)}; build it with build_model.")
 
+    if cores is None:
+        cores = min(chains, _available_cpus())
+    else:
+        check_positive("cores", cores, integer=True)
     kwargs = dict(
         draws=draws,
         tune=tune,
@@ -894,6 +938,10 @@ def sample_posterior(
 
     raw = idata["posterior"].to_dataset()
     raw.attrs = dict(raw.attrs, covariance_type=est.covariance_type)
+    if est.covariance_type in ("full", "tied"):
+        # the sampler inverts B B^T with an LU solve: symmetric to rounding, made exactly so
+        cov = raw["covariances"].transpose(..., "feature", "feature_bis")
+        raw["covariances"] = cov.copy(data=0.5 * (cov.values + np.swapaxes(cov.values, -1, -2)))
     coords = {name: list(values) for name, values in model.coords.items()}
     map_ds = _map_estimate(est, X, coords)
     relabelled, relabelling = relabel(raw, map_ds, covariance_type=est.covariance_type, ambiguity_tol=ambiguity_tol)
