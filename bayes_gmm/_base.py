@@ -30,7 +30,6 @@ _INIT_METHODS = ("k-means++", "kmeans", "random_from_data", "random")
 @dataclass
 class FitResult:
     params: GaussianParams
-    raw: RawStatistics  # statistics of the final E-step (under ``params``)
     objective: float
     history: list[float]
     converged: bool
@@ -224,7 +223,9 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
                 exc.args = (f"EM iteration {n_iter}: {exc.args[0]}",)
                 self._failed_history = history
                 raise
-            raw = _engine.accumulate(family, X, sample_weight, params, self.chunk_size)
+            # the last iteration's statistics would feed no M-step: its pass skips the moments
+            last = n_iter == self.max_iter
+            raw = _engine.accumulate(family, X, sample_weight, params, self.chunk_size, moments=not last)
             objective = self._objective(raw, params)
             if not np.isfinite(objective):
                 raise FloatingPointError(
@@ -236,7 +237,7 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
             if self.tol > 0 and abs(objective - history[-2]) <= self.tol * abs(objective):
                 converged = True
                 break
-        return FitResult(params, raw, objective, history, converged, n_iter)
+        return FitResult(params, objective, history, converged, n_iter)
 
     def fit(self, X, y=None, sample_weight=None):
         """Estimate the parameters with EM (``n_init`` runs, the best objective kept).

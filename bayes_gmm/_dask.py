@@ -69,10 +69,10 @@ def iter_blocks(X):
         yield block, np.asarray(part.compute())
 
 
-def _block_statistics(family, block, sample_weight, params, chunk_size) -> RawStatistics:
+def _block_statistics(family, block, sample_weight, params, chunk_size, moments) -> RawStatistics:
     from ._engine import accumulate
 
-    return accumulate(family, np.asarray(block), sample_weight, params, chunk_size, threads=1)
+    return accumulate(family, np.asarray(block), sample_weight, params, chunk_size, threads=1, moments=moments)
 
 
 def accumulate(
@@ -81,12 +81,14 @@ def accumulate(
     sample_weight: np.ndarray | None,
     params: GaussianParams,
     chunk_size: int | None = None,
+    *,
+    moments: bool = True,
 ) -> RawStatistics:
     """:func:`bayes_gmm._engine.accumulate` for a ``dask.array``: one task per row block."""
     tasks = []
     for block, part in zip(_offsets(X), X.to_delayed().ravel(), strict=True):
         w = None if sample_weight is None else np.asarray(sample_weight[block])
-        tasks.append(dask.delayed(_block_statistics)(family, part, w, params, chunk_size))
+        tasks.append(dask.delayed(_block_statistics)(family, part, w, params, chunk_size, moments))
     parts = dask.compute(*tasks)
     total = parts[0]
     for part in parts[1:]:

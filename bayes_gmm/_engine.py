@@ -165,23 +165,26 @@ def accumulate(
     chunk_size: int | None = None,
     *,
     threads: int | None = None,
+    moments: bool = True,
 ) -> RawStatistics:
     """E-step and sufficient statistics of all rows of ``X`` under ``params``.
 
     ``X`` is a NumPy array (a ``numpy.memmap`` included) or a ``dask.array`` chunked by rows.
     ``threads``: None chooses (see the module's docstring), 1 keeps the pass on this thread.
+    ``moments=False``: log-likelihood, total weight and counts only (a pass whose moments
+    nobody would use).
     """
     if _is_dask(X):
         from ._dask import accumulate as accumulate_dask
 
-        return accumulate_dask(family, X, sample_weight, params, chunk_size)
+        return accumulate_dask(family, X, sample_weight, params, chunk_size, moments=moments)
     n, d = X.shape
     k = params.means.shape[0]
     blocks = _blocks(n, chunk_rows(n, k, d, chunk_size))
 
     def one(block: slice) -> RawStatistics:
         w = None if sample_weight is None else sample_weight[block]
-        return family.accumulate(_as_block(X, block), w, params)
+        return family.accumulate(_as_block(X, block), w, params, moments)
 
     return _sum_in_order(_map_blocks(one, blocks, n * k * d, threads))
 

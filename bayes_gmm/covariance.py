@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from scipy.linalg import blas, lapack
+from scipy.linalg import lapack
 
+from ._blas import trmm_right_upper
 from .exceptions import SingularCovarianceError
 from .prior import NIWPrior, log_invgamma, log_invwishart
 
@@ -67,21 +68,22 @@ class RawStatistics:
 
     They add across blocks: ``a + b`` is the statistic of the union of the rows.
     ``second`` has the family's shape: (K, d, d) full, (d, d) tied, (K, d) diag, (K,) spherical.
+    ``first`` and ``second`` are None for a pass that skipped the moments (``moments=False``).
     """
 
     log_likelihood: float  # sum_i w_i log sum_k pi_k N(x_i | ...)
     total_weight: float  # sum_i w_i
     nk: np.ndarray  # (K,) sum_i w_i r_ik
-    first: np.ndarray  # (K, d) sum_i w_i r_ik y_ik
-    second: np.ndarray
+    first: np.ndarray | None  # (K, d) sum_i w_i r_ik y_ik
+    second: np.ndarray | None
 
     def __add__(self, other: RawStatistics) -> RawStatistics:
         return RawStatistics(
             self.log_likelihood + other.log_likelihood,
             self.total_weight + other.total_weight,
             self.nk + other.nk,
-            self.first + other.first,
-            self.second + other.second,
+            None if self.first is None else self.first + other.first,
+            None if self.second is None else self.second + other.second,
         )
 
 
@@ -292,8 +294,14 @@ class CovarianceFamily:
         return self._log_prob_t(X, means, prec_chol)[1].T
 
     # -- one pass: E-step and statistics ------------------------------------------------
-    def accumulate(self, X: np.ndarray, sample_weight: np.ndarray | None, params: GaussianParams) -> RawStatistics:
+    def accumulate(
+        self, X: np.ndarray, sample_weight: np.ndarray | None, params: GaussianParams, moments: bool = True
+    ) -> RawStatistics:
         """E-step on a block of rows and its statistics, in one pass over ``X``.
+
+        ``moments=False`` skips the first and second moments (about half the work for large
+        d), for a pass that only needs the log-likelihood; the log-likelihood is the same
+        number, bit for bit.
 
         ``X`` (m, d) is float64 or float32.  float64 is computed in float64.  float32 is
         computed in float32 (whitening, densities, responsibilities and the block's sums;
@@ -313,7 +321,7 @@ class CovarianceFamily:
             loglik = float(sample_weight @ log_norm)
             total = float(np.sum(sample_weight))
         nk = resp.sum(axis=1, dtype=np.float64)
-        first, second = self._block_moments(Y, resp)
+        first, second = self._block_moments(Y, resp) if moments else (None, None)
         return RawStatistics(loglik, total, nk, first, second)
 
     def _block_log_prob(self, X: np.ndarray, params: GaussianParams) -> tuple[np.ndarray, np.ndarray]:
@@ -839,12 +847,10 @@ def _augmented_rows(X: np.ndarray, center: np.ndarray) -> np.ndarray:
 
 
 def _whiten_component(Xa: np.ndarray, Q: np.ndarray, out: np.ndarray) -> None:
-    """``out`` (d+1, m) <- ``(Xa^T Q)^T`` with ``Q`` upper triangular: one in-place TRMM."""
-    out[...] = Xa  # a C (d+1, m) array is the Fortran (m, d+1) matrix Xa^T
-    trmm = blas.get_blas_funcs("trmm", dtype=out.dtype)
-    result = trmm(1.0, Q, out.T, side=1, lower=0, overwrite_b=1)
-    if not np.shares_memory(result, out):  # pragma: no cover - SciPy works in place here
-        out[...] = result.T
+    """``out`` (d+1, m) <- ``(Xa^T Q)^T`` with ``Q`` upper triangular: one in-place TRMM
+    (GIL released, so the block threads run it concurrently)."""
+    out[...] = Xa
+    trmm_right_upper(Q, out)
 
 
 #: A component's rows whose responsibility is exactly zero are left out of its SYRK when

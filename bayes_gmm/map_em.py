@@ -31,7 +31,7 @@ def log_posterior(X, weights, means, covariances, prior: NIWPrior, sample_weight
     prior.check_features(X.shape[1])
     params = family.params(weights, means, np.asarray(covariances, dtype=float))
     w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
-    raw = _engine.accumulate(family, X, w, params)
+    raw = _engine.accumulate(family, X, w, params, moments=False)
     return raw.log_likelihood + prior.log_density(params.weights, params.means, params.covariances)
 
 

@@ -78,6 +78,49 @@ def test_threads_do_not_change_the_result(rng, covariance_type, monkeypatch):
     np.testing.assert_array_equal(threaded.first, serial.first)
 
 
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_likelihood_only_pass_gives_the_same_numbers(rng, covariance_type, weighted):
+    """``moments=False`` skips the moments and changes nothing else, bit for bit."""
+    family = get_family(covariance_type)
+    X = _data(rng)
+    params = _random_params(family, rng, 4, X.shape[1])
+    w = rng.random(X.shape[0]) * 3 if weighted else None
+    full = _engine.accumulate(family, X, w, params, 100)
+    light = _engine.accumulate(family, X, w, params, 100, moments=False)
+    assert light.log_likelihood == full.log_likelihood
+    assert light.total_weight == full.total_weight
+    np.testing.assert_array_equal(light.nk, full.nk)
+    assert light.first is None and light.second is None
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_fit_ending_at_max_iter_skips_unused_moments(rng, covariance_type, monkeypatch):
+    """The pass after the last M-step only needs the objective: it skips the moments, and the
+    fit's parameters and objective are those of a fit whose every pass computes them."""
+    X = _data(rng, n=400)
+    flags = []
+    original = _engine.accumulate
+
+    def spy(*args, moments=True, **kwargs):
+        flags.append(moments)
+        return original(*args, moments=moments, **kwargs)
+
+    def fit():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return MapEM(3, covariance_type=covariance_type, max_iter=4, tol=0, random_state=0).fit(X)
+
+    monkeypatch.setattr(_engine, "accumulate", spy)
+    light = fit()
+    assert flags[-5:] == [True, True, True, True, False]
+    monkeypatch.setattr(_engine, "accumulate", lambda *a, moments=True, **kw: original(*a, **kw))
+    every = fit()
+    assert light.log_posterior_ == every.log_posterior_
+    np.testing.assert_array_equal(light.means_, every.means_)
+    np.testing.assert_array_equal(light.covariances_, every.covariances_)
+
+
 def _start(X, covariance_type):
     est = MapEM(3, covariance_type=covariance_type, max_iter=1, tol=1.0, random_state=0).fit(X)
     init = {"weights_init": est.weights_, "means_init": est.means_, "precisions_init": est.precisions_}
