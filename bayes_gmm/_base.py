@@ -265,10 +265,11 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
         self._prepare(X, sample_weight)
         rng = check_random_state(self.random_state)
         best: FitResult | None = None
-        for _ in range(self.n_init):
-            result = self._run_em(X, sample_weight, rng)
-            if best is None or result.objective > best.objective:
-                best = result
+        with _engine.fitting(n, self.k, d, self.chunk_size):
+            for _ in range(self.n_init):
+                result = self._run_em(X, sample_weight, rng)
+                if best is None or result.objective > best.objective:
+                    best = result
         assert best is not None
         if not best.converged:
             warnings.warn(

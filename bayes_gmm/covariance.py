@@ -504,22 +504,24 @@ class FullCovariance(_MatrixFamily):
 
         ``G_k = sum_i r_ik z_ik z_ik^T`` (K, d+1, d+1) holds the first moment in ``[1:, 0]``
         and the second in ``[1:, 1:]``.  Small d: one batched product of ``r Z`` and ``Z``;
-        large d: one SYRK per component of ``Z`` scaled by ``sqrt(r)``
-        (:func:`_weighted_rows`).
+        large d: one SYRK per component of ``Z`` scaled by ``sqrt(r)``, without the rows whose
+        responsibility is negligible (:func:`_weighted_rows`).
         """
         d = Z.shape[1] - 1
         if d <= _GEMM_MAX_D:
             W = np.multiply(Z, resp[:, None, :], out=_scratch("W", Z.shape, Z.dtype))
             G = np.matmul(W, Z.transpose(0, 2, 1))
-        else:
+        else:  # exactly symmetric (NumPy's SYRK fills both triangles)
             root = np.sqrt(resp)
+            keep = resp > _NEGLIGIBLE_SHARE * resp.sum(axis=1, dtype=np.float64, keepdims=True)
+            sparse = np.count_nonzero(keep, axis=1) <= (1.0 - _SPARSE_ZERO_SHARE) * resp.shape[1]
             G = np.empty((Z.shape[0], d + 1, d + 1), dtype=Z.dtype)
             for j, Zj in enumerate(Z):
-                W = _weighted_rows(Zj, root[j])
+                W = _weighted_rows(Zj, root[j], keep[j] if sparse[j] else None)
                 np.matmul(W, W.T, out=G[j])
         G = G.astype(np.float64, copy=False)
-        second = G[:, 1:, 1:]
-        return G[:, 1:, 0].copy(), 0.5 * (second + second.transpose(0, 2, 1))
+        # the per-block second moments need not be symmetric: finalize symmetrises the scatter
+        return G[:, 1:, 0].copy(), G[:, 1:, 1:].copy()
 
     def _moments(self, Y, resp):
         # scaled by sqrt(r), each second moment is a symmetric rank-m update (SYRK)
@@ -853,23 +855,28 @@ def _whiten_component(Xa: np.ndarray, Q: np.ndarray, out: np.ndarray) -> None:
     trmm_right_upper(Q, out)
 
 
-#: A component's rows whose responsibility is exactly zero are left out of its SYRK when
-#: they are at least this share of the block (well-separated components in many dimensions:
-#: the densities of the other components underflow).  Their terms are exactly zero.
+#: A component's rows whose responsibility is negligible are left out of its SYRK when they
+#: are at least this share of the block.  With well-separated components in many dimensions
+#: most (row, component) pairs are: at (1e5, 100, 5) of the speed benchmark 80% of the
+#: responsibilities are below 1e-30 (48% exactly 0), at (2e5, 50, 20) 95%.
 _SPARSE_ZERO_SHARE = 0.25
+#: Negligible: below this fraction of the component's total responsibility in the block, so
+#: that dropping a row changes the block's moments by at most this fraction times the row's
+#: squared whitened distance; the counts ``N_k`` always include every row.
+_NEGLIGIBLE_SHARE = 1e-20
 
 
-def _weighted_rows(Zj: np.ndarray, root: np.ndarray) -> np.ndarray:
-    """``Zj * root`` (d+1, m') without the columns where ``root`` is 0 when they are many.
+def _weighted_rows(Zj: np.ndarray, root: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
+    """``Zj * root`` (d+1, m), or only its columns where the mask ``keep`` is True.
 
     ``Zj`` (d+1, m) is overwritten (scaled in place) when all its columns are kept.
     """
-    keep = np.flatnonzero(root)
-    if keep.size > (1.0 - _SPARSE_ZERO_SHARE) * root.size:
+    if keep is None:
         Zj *= root
         return Zj
-    W = np.take(Zj, keep, axis=1, out=_scratch("W", (Zj.shape[0], keep.size), Zj.dtype))
-    W *= root[keep]
+    index = np.flatnonzero(keep)
+    W = np.take(Zj, index, axis=1, out=_scratch("W", (Zj.shape[0], index.size), Zj.dtype))
+    W *= root[index]
     return W
 
 

@@ -121,6 +121,47 @@ def test_fit_ending_at_max_iter_skips_unused_moments(rng, covariance_type, monke
     np.testing.assert_array_equal(light.covariances_, every.covariances_)
 
 
+def test_fit_holds_blas_at_one_thread_and_restores_it(rng, monkeypatch):
+    """While a threaded fit runs, BLAS stays at one thread (M-steps included) and the block
+    pool is still sized by the caller's limit; nested and finished fits restore the limit."""
+    from threadpoolctl import threadpool_limits
+
+    monkeypatch.setattr(_engine, "_available_cores", lambda: 2)
+    monkeypatch.setattr(_engine, "_MIN_PARALLEL_FLOATS", 0)
+
+    def blas_threads():
+        return min(lib.num_threads for lib in _engine._blas_controller().lib_controllers)
+
+    seen = []
+    original = MapEM._m_step
+
+    def spy(self, stats):
+        seen.append((blas_threads(), _engine.n_workers(8, 1 << 30)))
+        return original(self, stats)
+
+    monkeypatch.setattr(MapEM, "_m_step", spy)
+    X = _data(rng, n=4000)
+    with threadpool_limits(2, user_api="blas"):
+        with _engine.fitting(4000, 3, 3, 500):
+            assert blas_threads() == 1
+            with _engine.fitting(4000, 3, 3, 500):
+                assert blas_threads() == 1 and _engine.n_workers(8, 1 << 30) == 2
+            assert blas_threads() == 1
+        assert blas_threads() == 2
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # did not converge in max_iter
+            MapEM(3, max_iter=3, tol=0, chunk_size=500, random_state=0).fit(X)
+        assert blas_threads() == 2
+    assert len(seen) >= 3 and set(seen) == {(1, 2)}  # initial M-step, then one per iteration
+    # a fit too small for the block threads leaves BLAS alone
+    monkeypatch.setattr(_engine, "_MIN_PARALLEL_FLOATS", 1 << 40)
+    seen.clear()
+    with threadpool_limits(2, user_api="blas"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        MapEM(3, max_iter=2, tol=0, random_state=0).fit(X)
+    assert len(seen) >= 2 and set(seen) == {(2, 1)}
+
+
 def _start(X, covariance_type):
     est = MapEM(3, covariance_type=covariance_type, max_iter=1, tol=1.0, random_state=0).fit(X)
     init = {"weights_init": est.weights_, "means_init": est.means_, "precisions_init": est.precisions_}
@@ -315,20 +356,27 @@ def test_full_kernel_paths_equal_reference(rng, monkeypatch, gemm_max_d, dtype):
 
 
 @pytest.mark.parametrize("zero_share", [0.0, 0.25, 1.0])
-def test_full_kernel_skips_zero_responsibilities_exactly(rng, monkeypatch, zero_share):
-    """Rows whose responsibility underflows to 0 may be left out of a component's SYRK."""
+@pytest.mark.parametrize("separation", [60.0, 5.0], ids=["underflow", "tiny"])
+def test_full_kernel_skips_negligible_responsibilities(rng, monkeypatch, zero_share, separation):
+    """Rows whose responsibility underflows to 0 (well apart) or is tiny but positive (closer:
+    1e-30 and below) may be left out of a component's SYRK: the statistics stay equal to the
+    reference's."""
     from bayes_gmm import covariance
 
     monkeypatch.setattr(covariance, "_GEMM_MAX_D", 0)
     monkeypatch.setattr(covariance, "_SPARSE_ZERO_SHARE", zero_share)
     family = get_family("full")
     d = 5
-    X = rng.normal(size=(1200, d)) + 60.0 * rng.integers(0, 3, size=(1200, 1))
-    params = family.params(np.full(3, 1 / 3), np.array([[0.0] * d, [60.0] * d, [120.0] * d]) + 0.1, np.tile(np.eye(d), (3, 1, 1)))
+    X = rng.normal(size=(1200, d)) + separation * rng.integers(0, 3, size=(1200, 1))
+    centres = separation * np.arange(3)[:, None] * np.ones(d) + 0.1
+    params = family.params(np.full(3, 1 / 3), centres, np.tile(np.eye(d), (3, 1, 1)))
     log_prob = family.log_prob(X, params.means, params.precisions_cholesky) + np.log(params.weights)
     log_norm = logsumexp(log_prob, axis=1)
     resp = np.exp(log_prob - log_norm[:, None])
-    assert np.mean(resp == 0) > 0.5
+    if separation > 10:
+        assert np.mean(resp == 0) > 0.5
+    else:
+        assert np.mean(resp == 0) == 0 and np.mean(resp < 1e-22) > 0.5
     ref = family.statistics_from_responsibilities(X, resp)
     raw = _engine.accumulate(family, X, None, params, 500)
     got = family.finalize(raw, params)
