@@ -8,10 +8,13 @@ rows of ``X``.
 - Memory does not grow with n: a block of ``X`` is read, its statistics kept, the block's
   temporaries freed.  A ``numpy.memmap`` is read block by block, never copied whole.
 - Both cores: the blocks are shared among a small pool of threads (NumPy and BLAS release the
-  GIL), each calling BLAS on one thread.  The pool is as large as the BLAS thread limit in
-  force (so ``threadpoolctl.threadpool_limits(1)`` gives a serial fit) and the number of
-  available cores.  The blocks' statistics are always added in block order, so the result
-  does not depend on the number of threads.
+  GIL; the triangular product goes through :mod:`bayes_gmm._blas` for that), each calling
+  BLAS on one thread, and a threaded fit keeps BLAS at one thread throughout
+  (:func:`fitting`).  The pool is as large as the BLAS thread limit in force (so
+  ``threadpoolctl.threadpool_limits(1)`` gives a serial fit) and the number of available
+  cores.  The blocks' statistics are always added in block order, so the result does not
+  depend on the number of threads.
+- The pass after the last M-step of a fit skips the moments (``moments=False``).
 - float32 data are computed in float32 (see :meth:`CovarianceFamily.accumulate`), anything
   else in float64.
 - A ``dask.array`` is handed to :mod:`bayes_gmm._dask` (imported only then).
