@@ -37,8 +37,8 @@ from .covariance import CovarianceFamily, GaussianParams, RawStatistics, Suffici
 __all__ = [
     "accumulate",
     "chunk_rows",
-    "fitting",
     "column_moments",
+    "fitting",
     "initial_statistics",
     "iter_blocks",
     "kmeans_plusplus",

@@ -511,7 +511,7 @@ class FullCovariance(_MatrixFamily):
         if d <= _GEMM_MAX_D:
             W = np.multiply(Z, resp[:, None, :], out=_scratch("W", Z.shape, Z.dtype))
             G = np.matmul(W, Z.transpose(0, 2, 1))
-        else:  # exactly symmetric (NumPy's SYRK fills both triangles)
+        else:
             root = np.sqrt(resp)
             keep = resp > _NEGLIGIBLE_SHARE * resp.sum(axis=1, dtype=np.float64, keepdims=True)
             sparse = np.count_nonzero(keep, axis=1) <= (1.0 - _SPARSE_ZERO_SHARE) * resp.shape[1]
