@@ -143,7 +143,7 @@ def fitting(n_samples: int, n_components: int, n_features: int, chunk_size: int 
 
     The passes run BLAS at one thread anyway; between them, the M-step's small BLAS calls at
     the caller's thread count woke OpenBLAS's worker threads, which kept spinning and took
-    the core the next pass's second block thread needed (passes 25% slower at
+    the core the next pass's second block thread needed (passes 15-40% slower at
     (1e5, 100, 5) on 2 cores).  Safe for concurrent and nested fits: the first to enter
     saves the limits, the last to leave restores them.
     """
