@@ -147,8 +147,8 @@ def fitting(n_samples: int, n_components: int, n_features: int, chunk_size: int 
     (1e5, 100, 5) on 2 cores).  Safe for concurrent and nested fits: the first to enter
     saves the limits, the last to leave restores them.
     """
-    blocks = -(-n_samples // chunk_rows(n_samples, n_components, n_features, chunk_size))
-    if n_workers(blocks, n_samples * n_components * n_features) < 2:
+    blocks = _blocks(n_samples, chunk_rows(n_samples, n_components, n_features, chunk_size))
+    if n_workers(len(blocks), n_samples * n_components * n_features) < 2:
         yield
         return
     with _hold_lock:

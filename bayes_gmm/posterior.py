@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import numbers
-import os
 import warnings
 from collections.abc import Mapping
 
@@ -52,6 +51,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
+from ._engine import _available_cores
 from ._validation import check_data, check_positive
 from .covariance import get_family
 from .exceptions import ConvergenceWarning
@@ -500,13 +500,6 @@ def build_model(est: MapEM, X, *, coords: Mapping | None = None) -> pm.Model:
     return model
 
 
-def _available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def _initvals(est: MapEM) -> dict[str, np.ndarray]:
     return {
         "weights": np.asarray(est.weights_, dtype=float),
@@ -911,7 +904,7 @@ def sample_posterior(
         raise ValueError(f"the model lacks the variables {sorted(missing)}; build it with build_model.")
 
     if cores is None:
-        cores = min(chains, _available_cpus())
+        cores = min(chains, _available_cores())
     else:
         check_positive("cores", cores, integer=True)
     kwargs = dict(

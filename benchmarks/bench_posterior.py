@@ -77,7 +77,8 @@ def run_naive(draws: int, tune: int) -> dict:
     import pytensor.tensor as pt
     from threadpoolctl import threadpool_limits
 
-    from bayes_gmm.posterior import _available_cpus, relabel
+    from bayes_gmm._engine import _available_cores
+    from bayes_gmm.posterior import relabel
 
     X, est = fit_map()
     d = X.shape[1]
@@ -99,7 +100,7 @@ def run_naive(draws: int, tune: int) -> dict:
         pm.Mixture("x", w=weights, comp_dists=components, observed=X)
         with threadpool_limits(limits=1, user_api="blas"):
             idata = pm.sample(
-                draws=draws, tune=tune, chains=4, cores=min(4, _available_cpus()), random_seed=1, nuts_sampler="nutpie",
+                draws=draws, tune=tune, chains=4, cores=min(4, _available_cores()), random_seed=1, nuts_sampler="nutpie",
                 compute_convergence_checks=False, progressbar=False,
             )
     wall = time.perf_counter() - start
@@ -140,11 +141,11 @@ def main() -> None:
         print(json.dumps(run_naive(args.draws, args.tune)))
         return
 
-    from bayes_gmm.posterior import _available_cpus
+    from bayes_gmm._engine import _available_cores
 
     X, est = fit_map()
     print(f"seed problem: n={X.shape[0]}, d={X.shape[1]}, K={K}; MapEM(10, n_init=5, random_state=0), "
-          f"log-posterior {est.log_posterior_:.2f}; 4 chains, nutpie, {min(4, _available_cpus())} chains at a time for both")
+          f"log-posterior {est.log_posterior_:.2f}; 4 chains, nutpie, {min(4, _available_cores())} chains at a time for both")
     ours = run_ours(args.draws, args.tune)
     naive = _naive_in_child(args.draws, args.tune, NAIVE_CAP_S)
     note = ""
