@@ -21,6 +21,7 @@ from . import _engine
 from ._validation import check_data, check_n_components, check_positive, check_sample_weight
 from .covariance import CovarianceFamily, GaussianParams, RawStatistics, SufficientStatistics, get_family
 from .exceptions import ConvergenceWarning, SingularCovarianceError
+from .scaling import ColumnScaling
 
 __all__ = ["BaseGaussianMixtureEM", "FitResult"]
 
@@ -70,8 +71,20 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ hooks
     @abstractmethod
-    def _prepare(self, X: np.ndarray, sample_weight: np.ndarray | None) -> None:
-        """Resolve objective-specific settings (the prior, ``reg_covar``) from the data."""
+    def _prepare(self, X: np.ndarray, sample_weight: np.ndarray | None, scaling: ColumnScaling | None) -> None:
+        """Resolve objective-specific settings (the prior, ``reg_covar``) from the data.
+
+        ``X`` is in the units the fit runs in: standardised by ``scaling`` when it is not None
+        (see :meth:`_scaling`).
+        """
+
+    def _scaling(self, X, sample_weight) -> ColumnScaling | None:
+        """The standardisation the fit runs in (:mod:`bayes_gmm.scaling`); None: the data's units."""
+        return None
+
+    def _objective_offset(self, scaling: ColumnScaling, total_weight: float) -> float:
+        """The objective in the data's units minus the objective in standardised units."""
+        return -total_weight * scaling.log_scale_sum
 
     @abstractmethod
     def _m_step(self, stats: SufficientStatistics) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -170,7 +183,9 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
         return _engine.initial_statistics(self._family, X, sample_weight, responsibilities, k)
 
     def _initialize(self, X, sample_weight, rng) -> GaussianParams:
+        """Starting parameters in the fit's units (``weights_init`` etc. are in the data's)."""
         family = self._family
+        scaling = self._fit_scaling
         n, d = X.shape
         k = self.k
         need_resp = self.weights_init is None or self.means_init is None or self.precisions_init is None
@@ -190,8 +205,14 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
             means = np.asarray(self.means_init, dtype=float)
             if means.shape != (k, d) or not np.all(np.isfinite(means)):
                 raise ValueError(f"means_init must be a finite array of shape (k, d) = ({k}, {d}), got {means.shape}.")
+            if scaling is not None:
+                means = scaling.means_from_data(means)
+                _check_far("means_init", means)
         if self.precisions_init is not None:
             covariances = _covariances_from_precisions(family, self.precisions_init, k, d)
+            if scaling is not None:
+                covariances = family.rescale_covariances(covariances, 1.0 / scaling.scale)
+                _check_far("precisions_init", covariances)
         return self._new_params(weights, means, covariances)
 
     # ------------------------------------------------------------------ EM
@@ -262,15 +283,20 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
         n, d = X.shape
         self._family = self._check_parameters(n, d)
         sample_weight = check_sample_weight(sample_weight, n)
-        self._prepare(X, sample_weight)
+        scaling = self._fit_scaling = self._scaling(X, sample_weight)
+        Z = X if scaling is None else scaling.transform(X)
+        self._prepare(Z, sample_weight, scaling)
         rng = check_random_state(self.random_state)
         best: FitResult | None = None
-        with _engine.fitting(n, self.k, d, self.chunk_size):
+        with _engine.fitting(n, int(self.k), d, self.chunk_size):
             for _ in range(self.n_init):
-                result = self._run_em(X, sample_weight, rng)
+                result = self._run_em(Z, sample_weight, rng)
                 if best is None or result.objective > best.objective:
                     best = result
         assert best is not None
+        if scaling is not None:
+            total = float(n) if sample_weight is None else float(np.sum(sample_weight))
+            best = self._to_data_units(best, scaling, total)
         if not best.converged:
             warnings.warn(
                 f"{type(self).__name__} did not converge in max_iter={self.max_iter} iterations "
@@ -282,13 +308,30 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
         self._store(best)
         return best
 
+    def _to_data_units(self, result: FitResult, scaling: ColumnScaling, total_weight: float) -> FitResult:
+        """A fit in standardised units, moved to the data's: ``x = c + s z``."""
+        family, p = self._family, result.params
+        covariances = family.rescale_covariances(p.covariances, scaling.scale)
+        prec_chol = family.rescale_precisions_cholesky(p.precisions_cholesky, scaling.scale)
+        params = GaussianParams(
+            p.weights,
+            scaling.means_to_data(p.means),
+            covariances,
+            prec_chol,
+            family.covariances_cholesky_from_precisions(prec_chol),
+        )
+        offset = self._objective_offset(scaling, total_weight)
+        history = [h + offset for h in result.history]
+        return FitResult(params, result.objective + offset, history, result.converged, result.n_iter)
+
     def _store(self, result: FitResult) -> None:
         p = result.params
-        self.weights_ = p.weights
-        self.means_ = p.means
-        self.covariances_ = p.covariances
-        self.precisions_cholesky_ = p.precisions_cholesky
-        self.precisions_ = self._family.precisions(p.precisions_cholesky)
+        dtype = self._fit_dtype
+        self.weights_ = p.weights.astype(dtype)
+        self.means_ = p.means.astype(dtype)
+        self.covariances_ = np.asarray(p.covariances).astype(dtype)
+        self.precisions_cholesky_ = np.asarray(p.precisions_cholesky).astype(dtype)
+        self.precisions_ = self._family.precisions(p.precisions_cholesky).astype(dtype)
         self.converged_ = result.converged
         self.n_iter_ = result.n_iter
         self._history = np.asarray(result.history)
@@ -302,6 +345,8 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
         from sklearn.utils.validation import _check_feature_names, _check_n_features
 
         Xc = check_data(X)
+        if reset:  # a float32 fit keeps its results in float32, as scikit-learn's estimators
+            self._fit_dtype = np.float32 if Xc.dtype == np.float32 else np.float64
         _check_feature_names(self, X, reset=reset)
         if not reset:
             check_is_fitted(self)
@@ -311,12 +356,32 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
     def _params(self) -> GaussianParams:
         check_is_fitted(self)
         family = get_family(self.covariance_type)
-        cov_chol = family.covariances_cholesky_from_precisions(self.precisions_cholesky_)
-        return GaussianParams(self.weights_, self.means_, self.covariances_, self.precisions_cholesky_, cov_chol)
+        prec_chol = np.asarray(self.precisions_cholesky_, dtype=float)
+        cov_chol = family.covariances_cholesky_from_precisions(prec_chol)
+        return GaussianParams(
+            np.asarray(self.weights_, dtype=float),
+            np.asarray(self.means_, dtype=float),
+            np.asarray(self.covariances_, dtype=float),
+            prec_chol,
+            cov_chol,
+        )
 
     def _estimate_weighted_log_prob(self, X) -> np.ndarray:
         X = self._validate_X(X, reset=False)
-        return _engine.weighted_log_prob(get_family(self.covariance_type), X, self._params(), self.chunk_size)
+        weighted = _engine.weighted_log_prob(get_family(self.covariance_type), X, self._params(), self.chunk_size)
+        lost = ~np.isfinite(weighted).any(axis=1)
+        if lost.any():
+            rows = np.flatnonzero(lost)
+            more = f" (and {rows.size - 1} more)" if rows.size > 1 else ""
+            raise ValueError(
+                f"row {rows[0]}{more} of X is so far from every component that its density "
+                "underflows float64 (its squared distance overflows): the model gives it no "
+                "membership probabilities. Check the row for a unit or entry error, or remove it."
+            )
+        return weighted
+
+    def _output_dtype(self):
+        return getattr(self, "_fit_dtype", np.float64)
 
     def score_samples(self, X) -> np.ndarray:
         """Log density of the fitted mixture at each row of ``X``, shape (n_samples,)."""
@@ -328,7 +393,8 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """Membership probabilities (responsibilities), shape (n_samples, k)."""
-        return np.exp(_engine.log_responsibilities(self._estimate_weighted_log_prob(X))[1])
+        proba = np.exp(_engine.log_responsibilities(self._estimate_weighted_log_prob(X))[1])
+        return proba.astype(self._output_dtype(), copy=False)
 
     def predict(self, X) -> np.ndarray:
         """Most probable component of each row."""
@@ -380,12 +446,20 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
 
 # ----------------------------------------------------------------------------------------
 def _nearest(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
-    d2 = (
-        np.sum(X * X, axis=1)[:, None]
-        - 2.0 * X @ centers.T
-        + np.sum(centers * centers, axis=1)[None, :]
-    )
-    return np.argmin(d2, axis=1)
+    return _engine.nearest_center(X, centers)
+
+
+#: Starting values further than this from the data (in standardised units) cannot be
+#: whitened without overflow.
+_FAR = 1e150
+
+
+def _check_far(name: str, values: np.ndarray) -> None:
+    if not np.all(np.abs(values) < _FAR):
+        raise ValueError(
+            f"{name} holds values about 1e150 or more times the spread of the data: they cannot be "
+            f"compared with the data in float64. Give {name} in the units of X, near the data."
+        )
 
 
 def _covariances_from_precisions(family: CovarianceFamily, precisions, k: int, d: int) -> np.ndarray:

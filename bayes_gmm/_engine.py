@@ -63,6 +63,7 @@ _blas = None
 
 def chunk_rows(n_samples: int, n_components: int, n_features: int, chunk_size: int | None = None) -> int:
     """Rows per block: ``chunk_size`` if given, else sized so a block stays in cache."""
+    n_samples, n_components, n_features = int(n_samples), int(n_components), int(n_features)
     if chunk_size is not None:
         return max(1, min(int(chunk_size), n_samples))
     rows = _BLOCK_FLOATS // max(1, n_components * (n_features + 1))
@@ -317,10 +318,26 @@ def _squared_distances(centers: np.ndarray, Xb: np.ndarray) -> np.ndarray:
 
 
 def nearest_center(Xb: np.ndarray, centers: np.ndarray) -> np.ndarray:
-    """Index of the nearest center of each row (same arithmetic as ``_base._nearest``)."""
-    Xb = np.asarray(Xb, dtype=np.float64)
-    d2 = np.sum(Xb * Xb, axis=1)[:, None] - 2.0 * Xb @ centers.T + np.sum(centers * centers, axis=1)[None, :]
+    """Index of the nearest center of each row.
+
+    ``|x|^2 - 2 x.c + |c|^2`` about the centers' mean: without the centring, data far from the
+    origin (an offset of 1e9 and more) lose every digit of the distances to cancellation.
+    """
+    origin = np.asarray(centers, dtype=np.float64).mean(axis=0)
+    Xb = np.asarray(Xb, dtype=np.float64) - origin
+    C = np.asarray(centers, dtype=np.float64) - origin
+    d2 = -2.0 * Xb @ C.T
+    d2 += np.sum(C * C, axis=1)[None, :]
+    d2 += np.sum(Xb * Xb, axis=1)[:, None]
     return np.argmin(d2, axis=1)
+
+
+def _row_slices(X, rows: int) -> list[slice]:
+    """The row slices of the blocks :func:`iter_blocks` yields, without reading ``X``."""
+    if _is_dask(X):
+        bounds = np.cumsum((0, *X.chunks[0]))
+        return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return _blocks(X.shape[0], rows)
 
 
 def kmeans_plusplus(X: np.ndarray, n_clusters: int, sample_weight: np.ndarray | None, random_state) -> np.ndarray:
@@ -340,7 +357,7 @@ def kmeans_plusplus(X: np.ndarray, n_clusters: int, sample_weight: np.ndarray | 
 
     # first center: RandomState.choice(n, p=w / w.sum()), replayed by blocks
     carry = 0.0
-    for block, _ in iter_blocks(X[:, :1], _INIT_ROWS):
+    for block in _row_slices(X, _INIT_ROWS):
         p = np.full(block.stop - block.start, 1.0 / n) if sample_weight is None else sample_weight[block] / w_total
         p[0] += carry
         carry = np.cumsum(p)[-1]
@@ -348,7 +365,7 @@ def kmeans_plusplus(X: np.ndarray, n_clusters: int, sample_weight: np.ndarray | 
     u = random_state.random_sample()
     center_id = 0
     carry = 0.0
-    for block, _ in iter_blocks(X[:, :1], _INIT_ROWS):
+    for block in _row_slices(X, _INIT_ROWS):
         p = np.full(block.stop - block.start, 1.0 / n) if sample_weight is None else sample_weight[block] / w_total
         p[0] += carry
         cdf = np.cumsum(p)
@@ -369,7 +386,7 @@ def kmeans_plusplus(X: np.ndarray, n_clusters: int, sample_weight: np.ndarray | 
         rand_vals = random_state.uniform(size=n_trials) * pot
         candidate_ids = np.zeros(n_trials, dtype=np.intp)
         carry = 0.0
-        for block, _ in iter_blocks(X[:, :1], _INIT_ROWS):
+        for block in _row_slices(X, _INIT_ROWS):
             w = weight(block)
             values = closest[block].copy() if w is None else w * closest[block]
             values[0] += carry

@@ -240,6 +240,23 @@ class CovarianceFamily:
         """Lower Cholesky factors of the covariances (standard deviations for variances)."""
         return 1.0 / np.asarray(prec_chol, dtype=float)
 
+    # -- units (bayes_gmm.scaling) -------------------------------------------------------
+    #: Whether the family's model needs one scale for all columns (a spherical component
+    #: has one variance for every column, so per-column scales would change the model).
+    common_scale: ClassVar[bool] = False
+
+    def rescale_covariances(self, covariances: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """Covariances (family shape; leading axes kept) of the data ``x * scale`` (scale (d,))."""
+        raise NotImplementedError
+
+    def rescale_precisions_cholesky(self, prec_chol: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """Precision Cholesky factors of the data ``x * scale`` (``precision = P P^T``)."""
+        raise NotImplementedError
+
+    def log_jacobian(self, n_components: int, scale: np.ndarray) -> float:
+        """``log |d Sigma_x / d Sigma_z|`` of :meth:`rescale_covariances` over all free entries."""
+        raise NotImplementedError
+
     # -- factorisations ----------------------------------------------------------------
     def cholesky(self, covariances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(covariances_cholesky, precisions_cholesky)``.
@@ -406,6 +423,21 @@ class _MatrixFamily(CovarianceFamily):
         prec_chol = np.asarray(prec_chol, dtype=float)
         return prec_chol @ np.swapaxes(prec_chol, -1, -2)
 
+    def rescale_covariances(self, covariances, scale):
+        return np.asarray(covariances, dtype=float) * np.multiply.outer(scale, scale)
+
+    def rescale_precisions_cholesky(self, prec_chol, scale):
+        # precision_x = S^-1 precision_z S^-1, so P_x = S^-1 P_z: row j divided by s_j
+        return np.asarray(prec_chol, dtype=float) / np.asarray(scale, dtype=float)[:, None]
+
+    def _matrices(self, n_components: int) -> int:
+        raise NotImplementedError
+
+    def log_jacobian(self, n_components, scale):
+        # entry (i, j) of each matrix is multiplied by s_i s_j: prod_{i <= j} s_i s_j = |S|^(d+1)
+        d = len(scale)
+        return float(self._matrices(n_components) * (d + 1) * np.sum(np.log(scale)))
+
     def log_prior(self, means, covariances, prior, covariances_cholesky=None):
         chol = np.linalg.cholesky(covariances) if covariances_cholesky is None else covariances_cholesky
         return float(
@@ -416,6 +448,9 @@ class _MatrixFamily(CovarianceFamily):
 
 class FullCovariance(_MatrixFamily):
     name = "full"
+
+    def _matrices(self, n_components):
+        return n_components
 
     def identity_covariances(self, n_components, n_features):
         return np.broadcast_to(np.eye(n_features), (n_components, n_features, n_features)).copy()
@@ -575,6 +610,9 @@ class FullCovariance(_MatrixFamily):
 class TiedCovariance(_MatrixFamily):
     name = "tied"
 
+    def _matrices(self, n_components):
+        return 1
+
     def identity_covariances(self, n_components, n_features):
         return np.eye(n_features)
 
@@ -714,6 +752,15 @@ class _VarianceFamily(CovarianceFamily):
 class DiagCovariance(_VarianceFamily):
     name = "diag"
 
+    def rescale_covariances(self, covariances, scale):
+        return np.asarray(covariances, dtype=float) * np.asarray(scale, dtype=float) ** 2
+
+    def rescale_precisions_cholesky(self, prec_chol, scale):
+        return np.asarray(prec_chol, dtype=float) / np.asarray(scale, dtype=float)
+
+    def log_jacobian(self, n_components, scale):
+        return float(2.0 * n_components * np.sum(np.log(scale)))
+
     def identity_covariances(self, n_components, n_features):
         return np.ones((n_components, n_features))
 
@@ -776,6 +823,23 @@ class DiagCovariance(_VarianceFamily):
 # ----------------------------------------------------------------------------------------
 class SphericalCovariance(_VarianceFamily):
     name = "spherical"
+    common_scale = True
+
+    @staticmethod
+    def _common(scale) -> float:
+        scale = np.asarray(scale, dtype=float).reshape(-1)
+        if not np.all(scale == scale[0]):
+            raise ValueError("a spherical covariance can only be rescaled by one scale for all columns.")
+        return float(scale[0])
+
+    def rescale_covariances(self, covariances, scale):
+        return np.asarray(covariances, dtype=float) * self._common(scale) ** 2
+
+    def rescale_precisions_cholesky(self, prec_chol, scale):
+        return np.asarray(prec_chol, dtype=float) / self._common(scale)
+
+    def log_jacobian(self, n_components, scale):
+        return float(2.0 * n_components * np.log(self._common(scale)))
 
     def identity_covariances(self, n_components, n_features):
         return np.ones(n_components)

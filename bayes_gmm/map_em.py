@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from . import _engine
 from ._base import BaseGaussianMixtureEM
-from ._validation import _is_dask, check_data
+from ._validation import check_data
 from .covariance import GaussianParams, SufficientStatistics, get_family
-from .prior import NIWPrior, _as_positive
+from .prior import NIWPrior, check_alpha, check_prior_strength
+from .scaling import column_scaling
+
+#: ``MapEM`` warns when a spherical fit sees column scales further apart than this factor.
+SPHERICAL_SCALE_RATIO = 10.0
 
 __all__ = ["MapEM", "log_posterior", "map_weights"]
 
@@ -140,17 +146,36 @@ class MapEM(BaseGaussianMixtureEM):
         self.alpha = alpha
         self.prior = prior
 
-    def _prepare(self, X, sample_weight):
+    def _scaling(self, X, sample_weight):
+        # the fit runs in standardised units (bayes_gmm.scaling): the same fit whatever the units
+        scaling = column_scaling(X, sample_weight, common=self._family.common_scale)
+        if self._family.common_scale:
+            _warn_unequal_scales(X, scaling, sample_weight)
+        return scaling
+
+    def _objective_offset(self, scaling, total_weight):
+        # likelihood: -sum_j log s_j per unit of weight; prior: the Jacobian of the means and
+        # covariances (the prior in the data's units is the image of the standardised one)
+        k = int(self.k)
+        return (
+            -(total_weight + k) * scaling.log_scale_sum
+            - self._family.log_jacobian(k, scaling.scale)
+        )
+
+    def _prepare(self, Z, sample_weight, scaling):
         if self.prior is None:
-            _as_positive("prior_strength", self.prior_strength)
-            prior = NIWPrior.from_data(
-                X if isinstance(X, np.ndarray) or _is_dask(X) else np.asarray(X, dtype=float),
-                self.k,
+            check_prior_strength(self.prior_strength)
+            if self.alpha is not None:
+                check_alpha(self.alpha)
+            prior_fit = NIWPrior.from_standardized(
+                Z,
+                int(self.k),
                 self.covariance_type,
                 prior_strength=self.prior_strength,
                 alpha=self.alpha,
                 sample_weight=sample_weight,
             )
+            self.prior_ = prior_fit.unscaled(scaling)
         else:
             prior = self.prior if isinstance(self.prior, NIWPrior) else NIWPrior.from_dict(self.prior)
             if prior.covariance_type != self.covariance_type:
@@ -158,16 +183,18 @@ class MapEM(BaseGaussianMixtureEM):
                     f"the prior is for covariance_type={prior.covariance_type!r} but the "
                     f"estimator has covariance_type={self.covariance_type!r}."
                 )
-            prior.check_features(X.shape[1])
-        self.prior_ = prior
+            prior.check_features(Z.shape[1])
+            self.prior_ = prior
+            prior_fit = prior.rescaled(scaling)
+        self._prior_fit = prior_fit
 
     def _m_step(self, stats: SufficientStatistics):
-        prior = self.prior_
+        prior = self._prior_fit
         means, covariances = self._family.map_step(stats, prior)
         return map_weights(stats.nk, prior.alpha), means, covariances
 
     def _log_prior(self, params: GaussianParams) -> float:
-        return self.prior_.log_density(
+        return self._prior_fit.log_density(
             params.weights, params.means, params.covariances, params.covariances_cholesky
         )
 
@@ -180,3 +207,21 @@ class MapEM(BaseGaussianMixtureEM):
         """The log-posterior (MAP-EM's objective) of the fitted parameters on ``X``."""
         check_is_fitted(self)
         return log_posterior(X, self.weights_, self.means_, self.covariances_, self.prior_, sample_weight)
+
+
+def _warn_unequal_scales(X, scaling, sample_weight) -> None:
+    """A spherical component assumes every column in the same units: say so when they are not."""
+    live = ~scaling.constant
+    if live.sum() < 2:
+        return
+    per_column = column_scaling(X, sample_weight, common=False).scale[live]
+    ratio = float(per_column.max() / per_column.min())
+    if ratio > SPHERICAL_SCALE_RATIO:
+        warnings.warn(
+            f"covariance_type='spherical' gives every column the same variance, but the column "
+            f"standard deviations of X differ by a factor of about {ratio:.3g}: the widest columns "
+            "will decide the clusters. Standardise X first (sklearn.pipeline.make_pipeline("
+            "StandardScaler(), MapEM(...))) or use covariance_type='diag'.",
+            UserWarning,
+            stacklevel=4,
+        )

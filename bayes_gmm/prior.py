@@ -13,6 +13,7 @@ Pure numerics (NumPy and SciPy only).  The model, in the notation of ``MATH.md``
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +40,6 @@ DEFAULT_ALPHA = 2.0
 SCALE_FLOOR = 1e-6
 
 _LOG_2PI = np.log(2.0 * np.pi)
-_COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 
 # ----------------------------------------------------------------------------------------
@@ -113,14 +113,69 @@ def log_invgamma(x: np.ndarray, a: float, b: np.ndarray) -> np.ndarray:
 # the prior object
 # ----------------------------------------------------------------------------------------
 def _as_positive(name: str, value: Any, *, strict: bool = True) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {value!r}.") from None
+    if isinstance(value, (bool, np.bool_, str, bytes)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a real number, got {value!r}.")
+    value = float(value)
     if not np.isfinite(value) or value < 0 or (strict and value == 0):
         kind = "positive" if strict else "non-negative"
         raise ValueError(f"{name} must be a finite {kind} number, got {value!r}.")
     return value
+
+
+#: Documented bounds of ``prior_strength``: a factor on the prior's scale.  Below 1e-8 the
+#: floor under a covariance is too close to zero for a Cholesky factorisation in float64 (the
+#: fit would be maximum likelihood in all but name); above 1e8 the prior swamps any data.
+PRIOR_STRENGTH_BOUNDS = (1e-8, 1e8)
+#: Documented bounds of ``alpha`` (Dirichlet concentration): 1 is flat, 1e8 pseudo-observations
+#: per component already force equal weights on any data set that fits in memory.
+ALPHA_BOUNDS = (1.0, 1e8)
+
+
+def check_prior_strength(value: Any) -> float:
+    """``prior_strength`` as a float in ``PRIOR_STRENGTH_BOUNDS``, or a clear error."""
+    value = _as_positive("prior_strength", value)
+    lo, hi = PRIOR_STRENGTH_BOUNDS
+    if not lo <= value <= hi:
+        raise ValueError(
+            f"prior_strength must be between {lo:g} and {hi:g} (a factor on the prior's scale; 1 "
+            f"is mclust's default), got {value!r}."
+        )
+    return value
+
+
+def check_alpha(value: Any) -> float:
+    """``alpha`` as a float in ``ALPHA_BOUNDS``, or a clear error."""
+    value = _as_positive("alpha", value)
+    lo, hi = ALPHA_BOUNDS
+    if value < lo:
+        raise ValueError(f"alpha must be >= 1 (the MAP weights are undefined below 1), got {value}.")
+    if value > hi:
+        raise ValueError(
+            f"alpha must be at most {hi:g} (pseudo-observations per component; larger values "
+            f"force equal weights anyway), got {value!r}."
+        )
+    return value
+
+
+def _check_covariance_type(covariance_type: Any) -> str:
+    from .covariance import COVARIANCE_FAMILIES
+
+    if not isinstance(covariance_type, str) or covariance_type not in COVARIANCE_FAMILIES:
+        raise ValueError(
+            f"covariance_type must be one of {tuple(COVARIANCE_FAMILIES)}, got {covariance_type!r}."
+        )
+    return covariance_type
+
+
+def _check_prior_data(X):
+    if type(X).__module__.startswith(("dask.", "bayes_gmm.")) or isinstance(X, np.ndarray):
+        if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+            raise ValueError(f"X must be a non-empty 2-D array, got shape {X.shape}.")
+        return X
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"X must be a non-empty 2-D array, got shape {X.shape}.")
+    return X
 
 
 def _weighted_moments(X: np.ndarray, sample_weight: np.ndarray | None):
@@ -131,31 +186,35 @@ def _weighted_moments(X: np.ndarray, sample_weight: np.ndarray | None):
     n = X.shape[0]
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
     total = w.sum()
+    X = np.asarray(X, dtype=float)
     mean = (w @ X) / total
     diff = X - mean
     denom = total - 1.0 if total > 1.0 else 1.0  # mclust: cov(X) with n - 1
     cov = (diff * w[:, None]).T @ diff / denom
     cov = 0.5 * (cov + cov.T)
-    magnitude2 = (w @ (X * X)) / total  # mean of x_j^2, a scale for constant columns
+    magnitude2 = (w @ (X * X)) / total  # mean of z_j^2, a scale for constant columns
     return mean, cov, magnitude2
 
 
-def _is_constant(var: np.ndarray, magnitude2: np.ndarray) -> np.ndarray:
-    """Columns whose variance is no larger than the rounding error of their mean."""
-    tiny = np.finfo(float).tiny / np.finfo(float).eps
-    return (var <= tiny) | (var <= (32.0 * np.finfo(float).eps) ** 2 * magnitude2)
+#: In standardised units a column is constant when its variance is below this (a constant
+#: column is exactly 0 there; every other column has a variance near 1).
+_CONSTANT_VARIANCE = 1e-20
+
+
+def _is_constant(var: np.ndarray) -> np.ndarray:
+    """Constant columns of *standardised* data (see :mod:`bayes_gmm.scaling`)."""
+    return var <= _CONSTANT_VARIANCE
 
 
 def _column_scale2(var: np.ndarray, magnitude2: np.ndarray) -> np.ndarray:
     """A per-column squared scale that is positive even for a constant column.
 
-    A column with zero variance (below the rounding error of its mean, ``(32 eps)^2 mean(x_j^2)``)
-    takes ``SCALE_FLOOR * mean(x_j^2)`` (its own magnitude), and a column of zeros ``1``; both
-    scale with the column, so the prior stays equivariant.
+    In standardised units a constant column is 0 and takes 1, that is its scaling's
+    ``(1e-3 |c|)^2`` in data units (:mod:`bayes_gmm.scaling`); a column that is constant but
+    not at 0 (data standardised by hand) takes ``SCALE_FLOOR * mean(z_j^2)``.
     """
-    tiny = np.finfo(float).tiny / np.finfo(float).eps
-    scale = np.where(_is_constant(var, magnitude2), SCALE_FLOOR * magnitude2, var)
-    return np.where(scale > tiny, scale, 1.0)
+    scale = np.where(_is_constant(var), SCALE_FLOOR * magnitude2, var)
+    return np.where(scale > _CONSTANT_VARIANCE, scale, 1.0)
 
 
 def _positive_definite_scale(cov: np.ndarray, magnitude2: np.ndarray) -> np.ndarray:
@@ -169,7 +228,7 @@ def _positive_definite_scale(cov: np.ndarray, magnitude2: np.ndarray) -> np.ndar
     scale = np.sqrt(_column_scale2(var, magnitude2))
     corr = cov / np.outer(scale, scale)
     d = cov.shape[0]
-    constant = _is_constant(var, magnitude2)
+    constant = _is_constant(var)
     if np.any(constant):  # a constant column is uncorrelated with the others, at its floor scale
         corr[constant, :] = 0.0
         corr[:, constant] = 0.0
@@ -234,17 +293,9 @@ class NIWPrior:
 
     def __post_init__(self) -> None:
         ct = self.covariance_type
-        if ct not in _COVARIANCE_TYPES:
-            raise ValueError(
-                f"covariance_type must be one of {_COVARIANCE_TYPES}, got {ct!r}."
-            )
+        _check_covariance_type(ct)
         set_ = object.__setattr__
-        alpha = _as_positive("alpha", self.alpha)
-        if alpha < 1.0:
-            raise ValueError(
-                f"alpha must be >= 1 (the MAP weights are undefined below 1), got {alpha}."
-            )
-        set_(self, "alpha", alpha)
+        set_(self, "alpha", check_alpha(self.alpha))
         set_(self, "kappa0", _as_positive("kappa0", self.kappa0))
         m0 = np.asarray(self.m0, dtype=float)
         if m0.ndim != 1 or m0.size == 0 or not np.all(np.isfinite(m0)):
@@ -315,57 +366,116 @@ class NIWPrior:
         kappa0: float | None = None,
         nu0: float | None = None,
         sample_weight: np.ndarray | None = None,
+        pooled_variance: bool = False,
     ) -> NIWPrior:
-        r"""Data-driven defaults (mclust's ``defaultPrior``), scaled by ``prior_strength``.
+        r"""Data-driven defaults (after mclust's ``defaultPrior``), scaled by ``prior_strength``.
 
         With ``d`` columns, ``K`` components, ``C = cov(X)`` (``n - 1`` denominator) and
         ``s = prior_strength``:
 
         - ``m0 = mean(X)``, ``kappa0 = 0.01``, ``alpha = 2`` (``DEFAULT_ALPHA``);
-        - full / tied: ``nu0 = d + 2``, ``Psi0 = s * C * K^(-2/d)``;
-        - diag / spherical: ``a0 = (d + 2) / 2``, ``b0 = s * K^(-2/d) * mean_j C_jj / 2``
-          (one value for every column, as mclust).
+        - full / tied: ``nu0 = d + 2``, ``Psi0 = s * C * K^(-2/d)`` (mclust's);
+        - diag: ``a0 = (d + 2) / 2``, ``b0_j = s * K^(-2/d) * C_jj / 2``: each column its own
+          scale, so that rescaling one column rescales the fit the same way.  mclust uses one
+          value for every column, the mean of the ``C_jj``, which lets one wide column set the
+          scale of all the others (on scikit-learn's raw wine data it put 99% of the rows in one
+          component); ``pooled_variance=True`` gives mclust's exact prior;
+        - spherical: ``a0 = (d + 2) / 2``, ``b0 = s * K^(-2/d) * mean_j C_jj / 2`` (mclust's).  A
+          spherical component has one variance for all columns, so the *model* (not only the
+          prior) assumes columns in the same units: it is equivariant to a common rescaling and
+          to shifts, not to rescaling one column (``MapEM`` warns when the column scales differ
+          by more than a factor 10).
 
         ``prior_strength`` is a factor on the prior *scale*: the prior guess of every
         covariance is multiplied by ``s`` and so is the floor below which no fitted covariance
         can go (``Sigma_k >= Psi0 / (nu0 + N + d + 2)``).  ``s -> 0`` tends to maximum
         likelihood; larger ``s`` gives wider, smoother components.
 
-        When ``C`` is not safely positive definite (a constant column, fewer rows than
-        columns, collinear columns) it is replaced by ``D^1/2 (R + eps I) D^1/2`` where
-        ``R`` is the correlation matrix, ``eps = 1e-6`` (``SCALE_FLOOR``) and ``D`` the
-        column variances, a constant column using ``1e-6 * mean(x_j^2)`` (or 1 for a column of
-        zeros).  Every column keeps its own scale, so rescaling a column rescales the prior
-        the same way and the fit is equivariant.
+        The numbers are computed in the standardised units of :mod:`bayes_gmm.scaling` (see
+        :meth:`from_standardized`) and mapped back.  When ``C`` is not safely positive definite
+        (a constant column, fewer rows than columns, collinear columns) it is replaced by
+        ``D^1/2 (R + eps I) D^1/2`` where ``R`` is the correlation matrix, ``eps = 1e-6``
+        (``SCALE_FLOOR``) and ``D`` the column variances; an exactly constant column (every
+        row the same number ``c``) takes a variance of about ``1e-6 c^2`` (1 for a column of
+        zeros).  Constancy is decided on the column's own values, whatever its offset.
         """
-        X = np.asarray(X, dtype=float)
-        if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-            raise ValueError(f"X must be a non-empty 2-D array, got shape {X.shape}.")
-        if covariance_type not in _COVARIANCE_TYPES:
-            raise ValueError(
-                f"covariance_type must be one of {_COVARIANCE_TYPES}, got {covariance_type!r}."
-            )
-        if not isinstance(n_components, (int, np.integer)) or n_components < 1:
+        from .scaling import column_scaling
+
+        X = _check_prior_data(X)
+        ct = _check_covariance_type(covariance_type)
+        scaling = column_scaling(X, sample_weight, common=ct == "spherical")
+        prior = cls.from_standardized(
+            scaling.transform(X), n_components, ct, prior_strength=prior_strength, alpha=alpha,
+            kappa0=kappa0, nu0=nu0, sample_weight=sample_weight,
+        ).unscaled(scaling)
+        if pooled_variance and ct == "diag":  # mclust: one b0, from the mean column variance
+            live = ~scaling.constant
+            pooled = float(np.mean(np.where(live, prior.b0, 0.0))) if live.any() else float(np.mean(prior.b0))
+            return cls(ct, prior.alpha, prior.m0, prior.kappa0, a0=prior.a0, b0=np.full(X.shape[1], pooled))
+        return prior
+
+    @classmethod
+    def from_standardized(
+        cls,
+        Z: np.ndarray,
+        n_components: int,
+        covariance_type: str = "full",
+        *,
+        prior_strength: float = 1.0,
+        alpha: float | None = None,
+        kappa0: float | None = None,
+        nu0: float | None = None,
+        sample_weight: np.ndarray | None = None,
+    ) -> NIWPrior:
+        """The defaults of :meth:`from_data` for data already in standardised units.
+
+        ``Z`` is ``(X - c) / s`` from :meth:`bayes_gmm.scaling.ColumnScaling.transform`: a
+        constant column is 0 and every other column has a variance near 1.  ``MapEM`` fits in
+        these units; :meth:`unscaled` maps the result back to the data's units.
+        """
+        Z = _check_prior_data(Z)
+        ct = _check_covariance_type(covariance_type)
+        if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)) or n_components < 1:
             raise ValueError(f"n_components must be a positive integer, got {n_components!r}.")
-        strength = _as_positive("prior_strength", prior_strength)
-        d = X.shape[1]
-        mean, cov, magnitude2 = _weighted_moments(X, sample_weight)
+        strength = check_prior_strength(prior_strength)
+        d = Z.shape[1]
+        mean, cov, magnitude2 = _weighted_moments(Z, sample_weight)
         factor = strength * float(n_components) ** (-2.0 / d)
-        alpha = DEFAULT_ALPHA if alpha is None else alpha
+        alpha = DEFAULT_ALPHA if alpha is None else check_alpha(alpha)
         kappa0 = 0.01 if kappa0 is None else kappa0
-        if covariance_type in ("full", "tied"):
+        if ct in ("full", "tied"):
             psi0 = factor * _positive_definite_scale(cov, magnitude2)
             nu0 = d + 2.0 if nu0 is None else nu0
-            return cls(covariance_type, alpha, mean, kappa0, nu0=nu0, psi0=psi0)
-        raw_var = np.diag(cov).copy()
-        constant = _is_constant(raw_var, magnitude2)
-        mean_var = float(np.mean(np.where(constant, 0.0, raw_var)))
-        if not mean_var > 0:  # every column constant: fall back on their floors
-            mean_var = float(np.mean(_column_scale2(raw_var, magnitude2)))
-        b0 = 0.5 * factor * mean_var
-        if covariance_type == "diag":
-            b0 = np.full(d, b0)
-        return cls(covariance_type, alpha, mean, kappa0, a0=(d + 2.0) / 2.0, b0=b0)
+            return cls(ct, alpha, mean, kappa0, nu0=nu0, psi0=psi0)
+        var = _column_scale2(np.diag(cov).copy(), magnitude2)
+        if ct == "diag":
+            b0 = 0.5 * factor * var
+        else:
+            raw_var = np.diag(cov)
+            live = ~_is_constant(raw_var)
+            b0 = 0.5 * factor * float(np.mean(raw_var[live]) if live.any() else np.mean(var))
+        return cls(ct, alpha, mean, kappa0, a0=(d + 2.0) / 2.0, b0=b0)
+
+    # ------------------------------------------------------------------ units
+    def unscaled(self, scaling) -> NIWPrior:
+        """This prior, stated in standardised units, in the data's units (``x = c + s z``)."""
+        return self._mapped(scaling, to_data=True)
+
+    def rescaled(self, scaling) -> NIWPrior:
+        """This prior, stated in the data's units, in standardised units (``z = (x - c) / s``)."""
+        return self._mapped(scaling, to_data=False)
+
+    def _mapped(self, scaling, to_data: bool) -> NIWPrior:
+        from .covariance import get_family
+
+        family = get_family(self.covariance_type)
+        scale = scaling.scale if to_data else 1.0 / scaling.scale
+        m0 = scaling.means_to_data(self.m0) if to_data else scaling.means_from_data(self.m0)
+        if self.psi0 is not None:
+            psi0 = family.rescale_covariances(self.psi0, scale)
+            return NIWPrior(self.covariance_type, self.alpha, m0, self.kappa0, nu0=self.nu0, psi0=psi0)
+        b0 = family.rescale_covariances(self.b0, scale)
+        return NIWPrior(self.covariance_type, self.alpha, m0, self.kappa0, a0=self.a0, b0=b0)
 
     # ------------------------------------------------------------------ properties
     @property

@@ -95,7 +95,7 @@ class PlainEM(BaseGaussianMixtureEM):
         )
         self.reg_covar = reg_covar
 
-    def _prepare(self, X, sample_weight):
+    def _prepare(self, X, sample_weight, scaling):
         check_positive("reg_covar", self.reg_covar, allow_zero=True)
 
     def _m_step(self, stats: SufficientStatistics):

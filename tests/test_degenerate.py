@@ -52,6 +52,7 @@ def check_fit(est, X):
     assert np.all(np.isfinite(est.score_samples(X)))
 
 
+@pytest.mark.filterwarnings("ignore:covariance_type='spherical' gives every column the same variance:UserWarning")
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     kind=st.sampled_from(KINDS),
@@ -68,6 +69,7 @@ def test_degenerate_data_never_breaks_the_fit(kind, n, d, k, seed, ct, init):
     check_fit(MapEM(k, covariance_type=ct, init_params=init, random_state=seed, max_iter=2000), X)
 
 
+@pytest.mark.filterwarnings("ignore:covariance_type='spherical' gives every column the same variance:UserWarning")
 @pytest.mark.parametrize("ct", COVARIANCE_TYPES)
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_degenerate_kind(ct, kind):

@@ -18,10 +18,22 @@ def test_from_data_equals_mclust_default_prior(rng, d, k):
     np.testing.assert_allclose(full.psi0, cov * k ** (-2.0 / d), rtol=1e-12)
     tied = NIWPrior.from_data(X, k, "tied", alpha=1.0)
     np.testing.assert_allclose(tied.psi0, full.psi0, rtol=1e-12)
-    for ct in ("diag", "spherical"):
-        p = NIWPrior.from_data(X, k, ct, alpha=1.0)
+    mclust = {"diag": dict(pooled_variance=True), "spherical": {}}
+    for ct, option in mclust.items():
+        p = NIWPrior.from_data(X, k, ct, alpha=1.0, **option)
         assert p.a0 == pytest.approx((d + 2) / 2)
         np.testing.assert_allclose(2 * np.asarray(p.b0), k ** (-2.0 / d) * np.mean(np.diag(cov)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("d, k", [(2, 3), (5, 4)])
+def test_diag_default_scale_is_per_column(rng, d, k):
+    """diag's default b0 follows each column's own variance (mclust pools them)."""
+    X = rng.normal(size=(300, d)) * np.logspace(-3, 3, d)
+    var = np.var(X, axis=0, ddof=1)
+    prior = NIWPrior.from_data(X, k, "diag")
+    np.testing.assert_allclose(2 * prior.b0, k ** (-2.0 / d) * var, rtol=1e-12)
+    pooled = NIWPrior.from_data(X, k, "diag", pooled_variance=True)
+    np.testing.assert_allclose(2 * pooled.b0, k ** (-2.0 / d) * np.mean(var), rtol=1e-12)
 
 
 def test_default_alpha_is_above_one(rng):

@@ -1,0 +1,209 @@
+"""Per-column centring and scaling: why a fit is the same whatever the units of the columns.
+
+Pure numerics (NumPy only).  :class:`MapEM <bayes_gmm.MapEM>` fits in *standardised units*
+``z = (x - c) / s`` and reports every parameter back in the data's units.  Because the default
+prior is built from the standardised data, fitting ``X * a + b`` gives the same partition and
+parameters transformed exactly, from ``a = 1e-150`` to ``1e150`` and offsets far larger than the
+spread of a column; the initialisation (k-means++ distances) is computed on the standardised
+data too, so it does not depend on the units either.
+
+- ``c`` is the (weighted) column mean; a *constant* column (every row with a positive weight
+  holds exactly the same number) takes that number as its centre, so it is exactly 0 in
+  standardised units.
+- ``s`` is the column's standard deviation (so that the standardised data, on which the
+  k-means++ start is drawn, are the same numbers whatever the units); for a constant column
+  ``1e-3 |c|`` (or 1 for a column of zeros), which makes the prior's
+  floor under that column's variance about ``1e-6 c^2`` (a constant column has no scale of its
+  own).
+- ``common=True`` (the spherical family, whose model assumes every column in the same units)
+  uses one scale for all columns, the root mean column variance, so that the model is left
+  unchanged; that family is then equivariant to a common rescaling and to per-column shifts.
+
+Columns whose spread cannot be squared in float64 (values beyond about 1e154 apart) or whose
+variance underflows (a spread below about 1e-154) are rejected with a ``ValueError`` naming the
+column and what to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ColumnScaling", "column_scaling"]
+
+#: A constant column takes ``CONSTANT_SCALE * |value|`` as its scale (power of two).
+CONSTANT_SCALE = 1e-3
+#: Rows per block when the column statistics are computed from a large array.
+_ROWS = 1 << 15
+_HUGE = np.sqrt(np.finfo(np.float64).max) / 2.0
+_SMALL = np.sqrt(np.finfo(np.float64).tiny) * 4.0
+
+
+def _pow2(x: np.ndarray) -> np.ndarray:
+    """The power of two nearest to ``x`` (> 0) on a log scale."""
+    return np.ldexp(1.0, np.round(np.log2(x)).astype(int))
+
+
+@dataclass(frozen=True)
+class ColumnScaling:
+    """The map ``z = (x - center) / scale`` between data and standardised units.
+
+    Attributes
+    ----------
+    center, scale : ndarray of shape (d,)
+        Column centres and scales (> 0).
+    constant : ndarray of bool, shape (d,)
+        Columns whose rows (those with positive weight) all hold the same number.
+    """
+
+    center: np.ndarray
+    scale: np.ndarray
+    constant: np.ndarray
+
+    @property
+    def log_scale_sum(self) -> float:
+        """``sum_j log scale_j``: minus the log-Jacobian of ``x -> z`` per row."""
+        return float(np.sum(np.log(self.scale)))
+
+    def transform(self, X):
+        """``(X - center) / scale`` in ``X``'s floating dtype (computed in float64).
+
+        A NumPy array small enough is transformed whole; a large one or a ``numpy.memmap`` is
+        wrapped in a :class:`ScaledRows` view that transforms rows when they are read (no copy of the data);
+        a ``dask.array`` stays lazy.
+        """
+        if type(X).__module__.startswith("dask."):
+            dtype = X.dtype
+            return ((X - self.center) / self.scale).astype(dtype)
+        if isinstance(X, np.memmap) or X.shape[0] * X.shape[1] > (1 << 22):
+            return ScaledRows(X, self)
+        return self.transform_block(X)
+
+    def transform_block(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X)
+        dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
+        Z = np.subtract(X, self.center, dtype=np.float64)
+        Z /= self.scale
+        return Z.astype(dtype, copy=False)
+
+    def means_to_data(self, means: np.ndarray) -> np.ndarray:
+        return np.asarray(means, dtype=float) * self.scale + self.center
+
+    def means_from_data(self, means: np.ndarray) -> np.ndarray:
+        return (np.asarray(means, dtype=float) - self.center) / self.scale
+
+
+class ScaledRows:
+    """Rows of a large array, standardised when read (``ScaledRows(X, s)[rows]``).
+
+    Supports what the EM engine reads: ``shape``, ``dtype``, ``ndim``, rows by a slice or an
+    index array, and ``[rows, columns]``; never copies ``X`` whole.
+    """
+
+    def __init__(self, X: np.ndarray, scaling: ColumnScaling):
+        self.base = X
+        self.scaling = scaling
+        self.shape = X.shape
+        self.ndim = 2
+        self.dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):  # [rows, columns]: only those cells are read
+            rows, cols = key
+            block = np.asarray(self.base[rows, cols], dtype=np.float64)
+            out = (block - self.scaling.center[cols]) / self.scaling.scale[cols]
+            return out.astype(self.dtype, copy=False)
+        block = np.asarray(self.base[key])
+        if block.ndim == 1:
+            return self.scaling.transform_block(block[None, :])[0]
+        return self.scaling.transform_block(block)
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.scaling.transform_block(self.base)
+        return out if dtype is None else out.astype(dtype)
+
+
+def _row_blocks(X, sample_weight):
+    if type(X).__module__.startswith("dask."):
+        offset = 0
+        for block in X.to_delayed().ravel():
+            Xb = np.asarray(block.compute())
+            rows = slice(offset, offset + Xb.shape[0])
+            offset += Xb.shape[0]
+            yield Xb, None if sample_weight is None else sample_weight[rows]
+        return
+    n = X.shape[0]
+    for start in range(0, n, _ROWS):
+        rows = slice(start, min(start + _ROWS, n))
+        yield np.asarray(X[rows]), None if sample_weight is None else sample_weight[rows]
+
+
+def column_scaling(X, sample_weight: np.ndarray | None = None, *, common: bool = False) -> ColumnScaling:
+    """Centres and power-of-two scales of the columns of ``X`` (see the module's docstring).
+
+    ``X`` is a finite 2-D array (NumPy, memmap or dask, read by blocks of rows); rows with a
+    zero weight are ignored.  Raises ``ValueError`` for a column whose spread cannot be
+    squared in float64.
+    """
+    d = X.shape[1]
+    lo = np.full(d, np.inf)
+    hi = np.full(d, -np.inf)
+    for Xb, wb in _row_blocks(X, sample_weight):
+        if wb is not None:
+            Xb = Xb[wb > 0]
+        if Xb.shape[0]:
+            lo = np.minimum(lo, Xb.min(axis=0))
+            hi = np.maximum(hi, Xb.max(axis=0))
+    constant = lo == hi
+    # work in units of a power of two near each column's magnitude: no overflow in the sums
+    with np.errstate(over="ignore"):
+        spread = hi.astype(np.float64) - lo.astype(np.float64)
+    magnitude = np.maximum(np.abs(lo), np.abs(hi)).astype(np.float64)
+    unit = np.where(magnitude > 0, _pow2(np.where(magnitude > 0, magnitude, 1.0)), 1.0)
+    total = 0.0
+    first = np.zeros(d)
+    for Xb, wb in _row_blocks(X, sample_weight):
+        Yb = np.asarray(Xb, dtype=np.float64) / unit
+        first += Yb.sum(axis=0) if wb is None else wb @ Yb
+        total += Yb.shape[0] if wb is None else float(np.sum(wb))
+    mean_u = first / total
+    second = np.zeros(d)
+    for Xb, wb in _row_blocks(X, sample_weight):
+        Db = np.asarray(Xb, dtype=np.float64) / unit - mean_u
+        Db *= Db
+        second += Db.sum(axis=0) if wb is None else wb @ Db
+    var_u = second / (total - 1.0 if total > 1.0 else 1.0)
+    center = np.where(constant, lo, mean_u * unit)
+    sd = np.sqrt(var_u) * unit
+    _check_range(spread, constant)
+    if common:
+        live = ~constant & (sd > 0)
+        pooled = np.sqrt(np.mean((sd[live] / unit[live].max()) ** 2)) * unit[live].max() if live.any() else 0.0
+        if not pooled > 0:  # every column constant
+            tiny = CONSTANT_SCALE * magnitude
+            pooled = float(np.max(tiny)) if np.max(tiny) > 0 else 1.0
+        scale = np.full(d, float(pooled))
+    else:
+        fallback = np.where(magnitude > 0, CONSTANT_SCALE * magnitude, 1.0)
+        scale = np.where(constant | ~(sd > 0), fallback, sd)
+    return ColumnScaling(center.astype(np.float64), scale.astype(np.float64), constant)
+
+
+def _check_range(spread: np.ndarray, constant: np.ndarray) -> None:
+    for j in np.flatnonzero(~constant):
+        if not spread[j] <= _HUGE:
+            raise ValueError(
+                f"column {j} of X spans {spread[j]:.3g}: squares of values this far apart overflow "
+                "float64 (largest 1.8e308). Rescale that column (e.g. divide it by a power of ten) "
+                "before fitting."
+            )
+        if spread[j] < _SMALL:
+            raise ValueError(
+                f"column {j} of X varies by only {spread[j]:.3g}: its variance underflows float64 "
+                "(smallest normal 2.2e-308). Rescale that column (e.g. multiply it by a power of "
+                "ten) before fitting."
+            )
