@@ -1,8 +1,10 @@
 """Command line: ``bayes-gmm demo | fit | select | predict | posterior``.
 
 Every data command reads a CSV of numbers (with or without a header row; ``--columns`` picks
-columns) and reports a bad input on one line of stderr with a non-zero exit status, never a
-traceback (``--traceback`` shows it, for bug reports).
+columns; the delimiter, one of ``, ; TAB |``, is detected unless ``--delimiter`` gives it) and
+reports a bad input on one line of stderr with a non-zero exit status, never a traceback
+(``--traceback`` shows it, for bug reports).  ``fit``, ``select`` and ``posterior`` refuse an
+``--out`` folder that already holds any of the files they write, unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -21,10 +23,29 @@ __all__ = ["CLIError", "main", "build_parser", "read_data", "parse_k_range"]
 #: Cells read as missing values (compared case-insensitively, after stripping blanks).
 MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
 _COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+#: Delimiters detected when none is given, in csv.Sniffer's order of preference.
+_DELIMITERS = (",", "\t", ";", "|")
+_SNIFF_LINES = 50
+
+#: The files each command writes into --out (an earlier run's are not overwritten silently).
+_FIT_FILES = ("model.json", "parameters.csv", "covariances.csv", "labels.csv", "clusters.png", "log_posterior.png")
+_SELECT_FILES = ("selection.csv", "bic.png", "icl.png", "best_model.json")
+_POSTERIOR_FILES = (
+    "model.json", "posterior.zarr", "posterior_draws.csv", "comparison.csv", "summary.txt",
+    "posterior_ellipses.png", "posterior_weights.png", "chains.png",
+)
 
 
 class CLIError(Exception):
-    """A bad input, reported on one line without a traceback."""
+    """A bad input, reported on one line without a traceback.
+
+    ``status`` is the exit status: 1 for bad input, 2 for a usage the command refuses (an
+    ``--out`` folder that already holds results, without ``--overwrite``).
+    """
+
+    def __init__(self, message: str, status: int = 1):
+        super().__init__(message)
+        self.status = status
 
 
 # ----------------------------------------------------------------------------------------
@@ -55,6 +76,67 @@ def _list(items, limit: int = 10) -> str:
     items = [str(i) for i in items]
     shown = ", ".join(items[:limit])
     return shown + (f" (and {len(items) - limit} more)" if len(items) > limit else "")
+
+
+def _shown(delimiter: str) -> str:
+    """A delimiter as it is typed after ``--delimiter``."""
+    return "'\\t'" if delimiter == "\t" else repr(delimiter)
+
+
+def _check_delimiter(delimiter: str) -> str:
+    """``delimiter`` if it can separate columns of numbers, else ValueError saying why."""
+    if delimiter == "":
+        raise ValueError("the delimiter is empty; give one character, e.g. --delimiter ';' (or '\\t' for tabs)")
+    if len(delimiter) != 1:
+        raise ValueError(f"{delimiter!r} is not one character; give one, e.g. --delimiter ';' (or '\\t' for tabs)")
+    if delimiter in "0123456789.+-\"\r\n":
+        raise ValueError(f"{delimiter!r} cannot separate columns of numbers; give one character such as ',' or ';'")
+    return delimiter
+
+
+def _sniff_delimiter(path: Path) -> str:
+    """The delimiter of a CSV file, guessed from its first lines among , TAB ; and |.
+
+    The one that splits every sampled line into the same number (> 1) of fields wins. When
+    none does (a ragged line, which the parser then reports), csv.Sniffer's tolerant guess is
+    used, or the only candidate that occurs at all; a file where none occurs has one column
+    (csv.Sniffer fails on those). Several equally good candidates raise CLIError asking for
+    ``--delimiter``.
+    """
+    with path.open(newline="", encoding="utf-8", errors="replace") as fh:
+        lines = []
+        for line in fh:
+            if line.strip():
+                lines.append(line)
+                if len(lines) == _SNIFF_LINES:
+                    break
+    sample = "".join(lines)
+    present = [d for d in _DELIMITERS if d in sample]
+    if not present:
+        return ","  # one column (or an empty file, which the parser reports)
+
+    def splits_evenly(delimiter: str) -> bool:
+        try:
+            widths = {len(record) for record in csv.reader(lines, delimiter=delimiter)}
+        except csv.Error:  # e.g. a field over csv's size limit: leave it to the parser
+            return False
+        return len(widths) == 1 and widths.pop() > 1
+
+    even = [d for d in present if splits_evenly(d)]
+    if len(even) == 1:
+        return even[0]
+    if not even:
+        try:
+            return csv.Sniffer().sniff(sample, delimiters="".join(present)).delimiter
+        except csv.Error:
+            if len(present) == 1:
+                return present[0]
+        even = present
+    even.sort(key=lambda d: d == ",")  # suggest the unusual one first
+    options = " or ".join(f"--delimiter {_shown(d)}" for d in even)
+    raise CLIError(
+        f"{path}: cannot tell which of {', '.join(_shown(d) for d in even)} separates the columns; pass {options}."
+    )
 
 
 def _select_columns(names: list[str], spec: str | None, has_header: bool, path: Path) -> list[int]:
@@ -92,7 +174,7 @@ def read_data(
     path: str | Path,
     columns: str | None = None,
     header: bool | None = None,
-    delimiter: str = ",",
+    delimiter: str | None = None,
 ) -> tuple[np.ndarray, list[str], bool]:
     """Read a CSV of numbers for the command line.
 
@@ -105,7 +187,9 @@ def read_data(
     header : bool or None
         Whether the first row is a header; None guesses: it is one when any of its cells is
         neither a number nor a missing-value marker.
-    delimiter : str
+    delimiter : str or None
+        One character; None detects it among ``,``, tab, ``;`` and ``|`` from the first lines
+        (a file where none occurs has one column).
 
     Returns
     -------
@@ -117,8 +201,8 @@ def read_data(
     Raises
     ------
     CLIError
-        For a missing or empty file, a malformed CSV, a non-numeric cell, a missing value
-        (naming its lines and columns) or an infinite value.
+        For a missing or empty file, a bad or undetectable delimiter, a malformed CSV, a
+        non-numeric cell, a missing value (naming its lines and columns) or an infinite value.
     """
     import pandas as pd
 
@@ -127,6 +211,13 @@ def read_data(
         raise CLIError(f"no such file: {path}")
     if path.is_dir():
         raise CLIError(f"{path} is a folder, not a CSV file.")
+    if delimiter is None:
+        delimiter = _sniff_delimiter(path)
+    else:
+        try:
+            _check_delimiter(delimiter)
+        except ValueError as exc:
+            raise CLIError(f"--delimiter: {exc}") from None
     try:
         raw = pd.read_csv(
             path,
@@ -258,10 +349,18 @@ def _covariance_types(text: str) -> list[str]:
 # ----------------------------------------------------------------------------------------
 # writing results
 # ----------------------------------------------------------------------------------------
-def _out_dir(path: str) -> Path:
+def _out_dir(path: str, writes: tuple[str, ...], overwrite: bool) -> Path:
+    """Create the folder ``path``; refuse (exit status 2) when it already holds any of ``writes``."""
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {out} exists and is not a folder.")
+    earlier = [name for name in writes if (out / name).exists() or (out / name).is_symlink()]
+    if earlier and not overwrite:
+        raise CLIError(
+            f"--out {out} already holds {_list(earlier)} from an earlier run; pass --overwrite to "
+            "replace them, or choose another --out.",
+            status=2,
+        )
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -367,7 +466,7 @@ def _fit(args) -> int:
     from .map_em import MapEM
 
     X, names, has_header = read_data(args.data, args.columns, args.header, args.delimiter)
-    out = _out_dir(args.out)
+    out = _out_dir(args.out, _FIT_FILES, args.overwrite)
     est = MapEM(
         args.k,
         covariance_type=args.covariance_type,
@@ -411,7 +510,7 @@ def _select(args) -> int:
     from .selection import select
 
     X, names, has_header = read_data(args.data, args.columns, args.header, args.delimiter)
-    out = _out_dir(args.out)
+    out = _out_dir(args.out, _SELECT_FILES, args.overwrite)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     result = select(
         _frame(X, names, has_header),
@@ -532,6 +631,7 @@ def _posterior(args) -> int:
         raise CLIError("give --k (fit MAP-EM first) or --model (a model saved by 'bayes-gmm fit').")
     if args.model is not None and args.k is not None:
         raise CLIError("give --k or --model, not both.")
+    out = _out_dir(args.out, _POSTERIOR_FILES, args.overwrite)  # before the minutes of sampling
     from .diagnostics import compare
     from .plotting import plot_chains, plot_posterior_ellipses, plot_posterior_marginals
     from .posterior import sample_posterior
@@ -556,7 +656,6 @@ def _posterior(args) -> int:
             n_init=args.n_init,
             random_state=args.seed,
         ).fit(X)  # the bare array: the posterior layer predicts on arrays
-    out = _out_dir(args.out)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     # a model saved from a CSV with a header knows its column names; the posterior layer
     # works on the bare array, which scikit-learn would warn about at every prediction
@@ -617,7 +716,30 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
         help="whether the first row holds column names (default: guessed, a first row with any "
         "cell that is not a number is a header)",
     )
-    group.add_argument("--delimiter", default=",", help="field separator (default: ',')")
+    group.add_argument(
+        "--delimiter",
+        type=_delimiter,
+        default=None,
+        help="field separator, one character; type '\\t' or tab for a tab (default: detected from the first "
+        "lines among ',', ';', tab and '|'; a file where none occurs has one column)",
+    )
+
+
+def _delimiter(text: str) -> str:
+    text = "\t" if text in ("\\t", "tab") else text
+    try:
+        return _check_delimiter(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _overwrite_option(parser: argparse.ArgumentParser, writes: tuple[str, ...]) -> None:
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the results of an earlier run in --out; without it the command refuses a "
+        f"folder that already holds any of {', '.join(writes)} (other files are never touched)",
+    )
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
@@ -662,9 +784,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    demo = sub.add_parser("demo", help="run the seed-problem story end to end",
-                          description="Plain EM fails on the seed problem; MAP-EM does not. Writes figures to --out.")
-    demo.add_argument("--out", default="demo_output", help="output folder (created if missing; default: demo_output)")
+    demo = sub.add_parser(
+        "demo",
+        help="run the seed-problem story end to end",
+        description="Plain EM fails on the seed problem; MAP-EM does not. Writes report.md, figures and "
+        "tables to --out, and rewrites them on every run (so 'make demo' can run again): give it a "
+        "folder of its own.",
+    )
+    demo.add_argument("--out", default="demo_output",
+                      help="output folder, created if missing; the demo rewrites its own files there (default: demo_output)")
     demo.add_argument("--seed", type=int, default=0, help="seed of the classic random start (default: 0)")
     demo.set_defaults(func=_demo)
 
@@ -685,6 +813,7 @@ def build_parser() -> argparse.ArgumentParser:
         "per component; spherical: one variance per component (default: full)",
     )
     fit.add_argument("--out", default="fit_output", help="output folder, created if missing (default: fit_output)")
+    _overwrite_option(fit, _FIT_FILES)
     fit.add_argument("--max-iter", type=_positive_int, default=500, help="EM iterations at most (default: 500)")
     fit.add_argument("--tol", type=_positive_float, default=1e-6,
                      help="stop when the relative change of the log-posterior is below this (default: 1e-6)")
@@ -710,6 +839,7 @@ def build_parser() -> argparse.ArgumentParser:
     sel.add_argument("--criterion", choices=("bic", "icl", "aic"), default="bic",
                      help="criterion that picks the best model, lower is better (default: bic)")
     sel.add_argument("--out", default="select_output", help="output folder, created if missing (default: select_output)")
+    _overwrite_option(sel, _SELECT_FILES)
     sel.add_argument("--jobs", type=int, default=1, help="fits run in parallel (joblib); -1 uses every core (default: 1)")
     sel.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="show a progress bar on stderr (default: when stderr is a terminal)")
@@ -767,6 +897,7 @@ def _add_posterior(sub) -> None:
                           help="show the sampler's progress bar (default: when stderr is a terminal)")
     post.add_argument("--out", default="posterior_output",
                       help="output folder, created if missing (default: posterior_output)")
+    _overwrite_option(post, _POSTERIOR_FILES)
     _model_options(post)
     _data_options(post)
     _common(post)
@@ -780,7 +911,10 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 success, 1 bad input, 2 bad usage)."""
+    """Run the command line; returns the exit status (0 success, 1 bad input, 2 bad usage).
+
+    Bad usage includes an ``--out`` folder that already holds results, without ``--overwrite``.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     prog = f"bayes-gmm {args.command}"
@@ -808,7 +942,7 @@ def main(argv: list[str] | None = None) -> int:
             hint = "" if expected else " (rerun with --traceback for details)"
             kind = "" if isinstance(exc, (CLIError, ValueError, OSError)) else f"{type(exc).__name__}: "
             print(f"{prog}: error: {kind}{_one_line(exc)}{hint}", file=sys.stderr)
-            return 1
+            return exc.status if isinstance(exc, CLIError) else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,6 +5,7 @@ CSV reader and the parser are also checked in-process, which is faster.
 """
 
 import argparse
+import shutil
 import subprocess
 import sys
 from io import StringIO
@@ -67,6 +68,9 @@ def test_fit_writes_its_files(fitted_dir):
     for name in ("model.json", "parameters.csv", "covariances.csv", "labels.csv", "clusters.png", "log_posterior.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
         assert name in result.stdout
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["model.json", "parameters.csv", "covariances.csv", "labels.csv", "clusters.png", "log_posterior.png"]
+    )
     assert result.stderr == ""
     labels = pd.read_csv(out / "labels.csv")
     assert list(labels.columns) == ["row", "label", "prob_0", "prob_1", "prob_2"]
@@ -83,14 +87,21 @@ def test_fit_writes_its_files(fitted_dir):
     np.testing.assert_array_equal(est.predict(X), labels["label"])
 
 
-def test_select_writes_its_files(data_dir):
+@pytest.fixture(scope="module")
+def selected_dir(data_dir):
     out = data_dir / "select_out"
     result = run_cli(
         "select", data_dir / "no_header.csv", "--k", "1-4", "--covariance-types", "full,spherical", "--out", out
     )
     assert result.returncode == 0, result.stderr
+    return out, result
+
+
+def test_select_writes_its_files(selected_dir):
+    out, result = selected_dir
     for name in ("selection.csv", "bic.png", "icl.png", "best_model.json"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert sorted(p.name for p in out.iterdir()) == sorted(["selection.csv", "bic.png", "icl.png", "best_model.json"])
     table = pd.read_csv(out / "selection.csv")
     assert len(table) == 4 * 2
     assert {"k", "covariance_type", "bic", "icl", "log_likelihood", "log_posterior", "n_parameters"} <= set(table.columns)
@@ -119,6 +130,175 @@ def test_predict_to_stdout(data_dir, fitted_dir, capsys):
     est = load(out / "model.json")
     new = pd.read_csv(data_dir / "new.csv")[["length", "width"]]
     np.testing.assert_array_equal(table["label"], est.predict(new))
+
+
+# ----------------------------------------------------------------------------------------
+# earlier results are never overwritten silently
+# ----------------------------------------------------------------------------------------
+def _snapshot(folder):
+    """Every file under ``folder`` with its bytes and modification time."""
+    return {
+        p.relative_to(folder): (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def _refusal(err, out):
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert f"--out {out} already holds" in lines[0] and "--overwrite" in lines[0]
+    return lines[0]
+
+
+def test_fit_refuses_to_overwrite_an_earlier_fit(data_dir, fitted_dir):
+    out, _ = fitted_dir
+    before = _snapshot(out)
+    result = run_cli("fit", data_dir / "no_header.csv", "--k", 2, "--out", out)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    line = _refusal(result.stderr, out)
+    assert line.startswith("bayes-gmm fit: error:") and "model.json" in line
+    assert _snapshot(out) == before  # the earlier model, labels and figures are untouched
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("fit", "no_header.csv", "--k", "2"),
+        ("select", "no_header.csv", "--k", "1-2"),
+        ("posterior", "no_header.csv", "--k", "2", "--draws", "5", "--tune", "5"),
+    ],
+    ids=lambda c: c[0],
+)
+def test_each_file_a_command_writes_is_protected(data_dir, fitted_dir, selected_dir, tmp_path, command, capsys,
+                                                 monkeypatch):
+    """A folder holding any one of the files the command writes is refused, before any fitting."""
+    monkeypatch.chdir(data_dir)
+    names = {
+        "fit": [p.name for p in fitted_dir[0].iterdir()],
+        "select": [p.name for p in selected_dir[0].iterdir()],
+        # checked against a real run by test_posterior_writes_its_files (slow)
+        "posterior": ["model.json", "posterior.zarr", "posterior_draws.csv", "comparison.csv", "summary.txt",
+                      "posterior_ellipses.png", "posterior_weights.png", "chains.png"],
+    }[command[0]]
+    for name in names:
+        out = tmp_path / f"{command[0]}-{name}"
+        out.mkdir()
+        (out / name).write_text("an earlier result\n")
+        assert main([*command, "--out", str(out)]) == 2, name
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert name in _refusal(captured.err, out)
+        assert [p.name for p in out.iterdir()] == [name]  # nothing written beside it
+        assert (out / name).read_text() == "an earlier result\n"
+
+
+def test_overwrite_replaces_earlier_results_and_leaves_other_files(data_dir, fitted_dir, tmp_path, capsys):
+    out = tmp_path / "again"
+    shutil.copytree(fitted_dir[0], out)
+    (out / "labels.csv").write_text("an earlier result\n")
+    (out / "notes.txt").write_text("mine\n")
+    code = main(["fit", str(data_dir / "no_header.csv"), "--k", "2", "--out", str(out), "--overwrite"])
+    assert code == 0, capsys.readouterr().err
+    labels = pd.read_csv(out / "labels.csv")
+    assert list(labels.columns) == ["row", "label", "prob_0", "prob_1"] and len(labels) == 90
+    assert load(out / "model.json").k == 2
+    assert (out / "notes.txt").read_text() == "mine\n"
+
+
+def test_other_files_in_out_do_not_block(data_dir, tmp_path, capsys):
+    out = tmp_path / "shared"
+    out.mkdir()
+    (out / "data.csv").write_text("mine\n")
+    assert main(["fit", str(data_dir / "no_header.csv"), "--k", "2", "--out", str(out)]) == 0, capsys.readouterr().err
+    assert (out / "data.csv").read_text() == "mine\n" and (out / "model.json").is_file()
+
+
+def test_help_says_what_overwrite_protects(capsys):
+    for command in ("fit", "select", "posterior"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "--overwrite" in text and "refuse" in text, command
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    assert "rewrites" in " ".join(capsys.readouterr().out.split())
+
+
+# ----------------------------------------------------------------------------------------
+# the delimiter: detected when not given
+# ----------------------------------------------------------------------------------------
+def test_fit_reads_a_semicolon_csv_without_delimiter(tmp_path, capsys):
+    X = _blobs()
+    pd.DataFrame(X, columns=["length", "width"]).to_csv(tmp_path / "semi.csv", sep=";", index=False)
+    out = tmp_path / "out"
+    assert main(["fit", str(tmp_path / "semi.csv"), "--k", "3", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert "90 rows x 2 columns (length, width)" in captured.out
+    params = pd.read_csv(out / "parameters.csv")
+    assert list(params.columns) == ["component", "weight", "mean_length", "mean_width"]
+    assert len(pd.read_csv(out / "labels.csv")) == 90
+    est = load(out / "model.json")
+    assert list(est.feature_names_in_) == ["length", "width"]
+    np.testing.assert_allclose(np.sort(est.means_[:, 0]), [0, 0, 8], atol=1)
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|", ","])
+@pytest.mark.parametrize("header", [True, False])
+def test_read_data_detects_the_delimiter(tmp_path, sep, header):
+    X = _blobs(12, seed=3)
+    text = (sep.join(["a", "b", "c"]) + "\n" if header else "") + "".join(
+        sep.join(f"{v:.6g}" for v in row) + "\n" for row in np.column_stack([X, X[:, 0] * 2])
+    )
+    (tmp_path / "d.csv").write_text(text)
+    values, names, has_header = read_data(tmp_path / "d.csv")
+    assert values.shape == (12, 3)
+    assert names == (["a", "b", "c"] if header else ["x1", "x2", "x3"]) and has_header == header
+    np.testing.assert_allclose(values[:, :2], X, rtol=1e-5)
+    assert read_data(tmp_path / "d.csv", delimiter=sep)[0].shape == (12, 3)  # given, it is used as is
+
+
+def test_read_data_one_column(tmp_path):
+    (tmp_path / "h.csv").write_text("weight\n1.5\n2\n\n-3e2\n")
+    (tmp_path / "n.csv").write_text("1.5\n2\n-3e2\n")
+    X, names, header = read_data(tmp_path / "h.csv")
+    np.testing.assert_array_equal(X, [[1.5], [2.0], [-300.0]])
+    assert names == ["weight"] and header
+    X, names, header = read_data(tmp_path / "n.csv")
+    assert X.shape == (3, 1) and names == ["x1"] and not header
+
+
+def test_read_data_delimiters_inside_quotes_or_text_do_not_mislead(tmp_path):
+    (tmp_path / "q.csv").write_text('name,x,y\n"a;b",1,2\nc,3,4\n"d;e",5,6\n')
+    X, names, _ = read_data(tmp_path / "q.csv", columns="x,y")
+    np.testing.assert_array_equal(X, [[1, 2], [3, 4], [5, 6]])
+
+
+def test_ambiguous_delimiter_asks_for_it(tmp_path, capsys):
+    # decimal commas and semicolons: both split every line into the same number of fields
+    (tmp_path / "eu.csv").write_text("1,5;2,5\n3,5;4,5\n5,5;6,5\n")
+    with pytest.raises(CLIError, match="--delimiter ';'"):
+        read_data(tmp_path / "eu.csv")
+    assert main(["fit", str(tmp_path / "eu.csv"), "--k", "1", "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "--delimiter ';'" in err
+
+
+@pytest.mark.parametrize(("given", "fragment"), [("", "is empty"), (";;", "one character"), ("1", "one character")])
+def test_bad_delimiter_is_a_one_line_usage_error(data_dir, given, fragment, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["fit", str(data_dir / "no_header.csv"), "--k", "2", "--delimiter", given])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("bayes-gmm fit: error: argument --delimiter:") and fragment in err
+
+
+@pytest.mark.parametrize("typed", ["\\t", "tab", "\t"])
+def test_tab_delimiter_can_be_typed(typed):
+    assert build_parser().parse_args(["fit", "data.csv", "--k", "2", "--delimiter", typed]).delimiter == "\t"
+    assert build_parser().parse_args(["fit", "data.csv", "--k", "2"]).delimiter is None  # detected
 
 
 # ----------------------------------------------------------------------------------------
@@ -321,6 +501,16 @@ def test_posterior_writes_its_files(data_dir, fitted_dir):
                  "posterior_ellipses.png", "posterior_weights.png", "chains.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert (out / "posterior.zarr").is_dir()
+    # the files test_each_file_a_command_writes_is_protected protects, no more, no fewer
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["model.json", "posterior.zarr", "posterior_draws.csv", "comparison.csv", "summary.txt",
+         "posterior_ellipses.png", "posterior_weights.png", "chains.png"]
+    )
+    before = _snapshot(out)
+    again = run_cli("posterior", data_dir / "with_names.csv", "--model", model / "model.json", "--out", out)
+    assert again.returncode == 2 and again.stdout == ""
+    assert "model.json" in _refusal(again.stderr, out)
+    assert _snapshot(out) == before
     draws = pd.read_csv(out / "posterior_draws.csv")
     assert len(draws) == 2 * 60
     assert {"chain", "draw", "weights[0]", "means[2, length]"} <= set(draws.columns)
