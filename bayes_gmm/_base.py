@@ -320,6 +320,12 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
             prec_chol,
             family.covariances_cholesky_from_precisions(prec_chol),
         )
+        if not all(np.all(np.isfinite(a)) for a in (params.means, covariances, prec_chol, params.covariances_cholesky)):
+            raise ValueError(
+                "the fitted covariances cannot be written in the units of X: they overflow or "
+                "underflow float64 (columns spanning about 1e154 or more, or 1e-154 or less). "
+                "Rescale the columns of X (e.g. by powers of ten) and fit again."
+            )
         offset = self._objective_offset(scaling, total_weight)
         history = [h + offset for h in result.history]
         return FitResult(params, result.objective + offset, history, result.converged, result.n_iter)

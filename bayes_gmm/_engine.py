@@ -248,7 +248,9 @@ def weighted_log_prob(
     blocks = _blocks(n, chunk_rows(n, k, d, chunk_size))
 
     def one(block: slice) -> None:
-        out[block] = family.log_prob(_as_block(X, block), params.means, params.precisions_cholesky)
+        # a row far from a component overflows its squared distance: -inf, checked by the caller
+        with np.errstate(over="ignore", invalid="ignore"):
+            out[block] = family.log_prob(_as_block(X, block), params.means, params.precisions_cholesky)
         out[block] += log_w
 
     _map_blocks(one, blocks, n * k * d)

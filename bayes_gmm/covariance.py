@@ -140,7 +140,9 @@ def _centered_t(X: np.ndarray, means: np.ndarray) -> tuple[np.ndarray, np.ndarra
     the origin.
     """
     dtype = _work_dtype(X)
-    center = means.mean(axis=0)
+    # the centre rounded to the working dtype, so that the data and the means are shifted by
+    # the same number (a float32 fit far from the origin otherwise whitens with a bias)
+    center = means.mean(axis=0).astype(dtype).astype(np.float64)
     Xc = np.subtract(X, center.astype(dtype), dtype=dtype)
     return Xc.T, means - center
 
@@ -575,7 +577,8 @@ class FullCovariance(_MatrixFamily):
         nk = raw.nk
         safe = _ordered_safe(nk)
         xbar = params.means + np.einsum("kij,kj->ki", L, raw.first) / safe[:, None]
-        inner = raw.second - np.einsum("ki,kj->kij", raw.first, raw.first) / safe[:, None, None]
+        # mean first, then the product: first**2 overflows for weights near 1e300
+        inner = raw.second - np.einsum("ki,kj->kij", raw.first / safe[:, None], raw.first)
         scatter = L @ inner @ L.transpose(0, 2, 1)
         scatter = 0.5 * (scatter + scatter.transpose(0, 2, 1))
         return SufficientStatistics(nk, xbar, scatter, raw.total_weight, raw.log_likelihood)
@@ -794,7 +797,7 @@ class DiagCovariance(_VarianceFamily):
         nk = raw.nk
         safe = _ordered_safe(nk)
         xbar = params.means + std * raw.first / safe[:, None]
-        scatter = std**2 * (raw.second - raw.first**2 / safe[:, None])
+        scatter = std**2 * (raw.second - (raw.first / safe[:, None]) * raw.first)
         return SufficientStatistics(nk, xbar, np.maximum(scatter, 0.0), raw.total_weight, raw.log_likelihood)
 
     def _reference_scatter(self, X, w, xbar):
@@ -875,7 +878,7 @@ class SphericalCovariance(_VarianceFamily):
         nk = raw.nk
         safe = _ordered_safe(nk)
         xbar = params.means + std[:, None] * raw.first / safe[:, None]
-        scatter = std**2 * (raw.second - np.sum(raw.first**2, axis=1) / safe)
+        scatter = std**2 * (raw.second - np.sum((raw.first / safe[:, None]) * raw.first, axis=1))
         return SufficientStatistics(nk, xbar, np.maximum(scatter, 0.0), raw.total_weight, raw.log_likelihood)
 
     def _reference_scatter(self, X, w, xbar):
@@ -935,7 +938,8 @@ def _augmented_whitener(params: GaussianParams, dtype) -> tuple[np.ndarray, np.n
     def compute():
         P = params.precisions_cholesky
         k, d, _ = P.shape
-        center = params.means.mean(axis=0)
+        # rounded to dtype first: the rows are shifted by exactly this number (see _centered_t)
+        center = params.means.mean(axis=0).astype(dtype).astype(np.float64)
         Q = np.zeros((k, d + 1, d + 1))
         Q[:, 0, 0] = 1.0
         Q[:, 0, 1:] = -np.einsum("kd,kde->ke", params.means - center, P)

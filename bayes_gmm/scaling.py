@@ -36,7 +36,7 @@ __all__ = ["ColumnScaling", "column_scaling"]
 CONSTANT_SCALE = 1e-3
 #: Rows per block when the column statistics are computed from a large array.
 _ROWS = 1 << 15
-_HUGE = np.sqrt(np.finfo(np.float64).max) / 2.0
+_HUGE = np.sqrt(np.finfo(np.float64).max)
 _SMALL = np.sqrt(np.finfo(np.float64).tiny) * 4.0
 
 
