@@ -254,8 +254,10 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
                     "the data may hold values too large to square in float64: rescale X."
                 )
             history.append(objective)
-            # tol=0 never stops early (as scikit-learn): it runs max_iter iterations
-            if self.tol > 0 and abs(objective - history[-2]) <= self.tol * abs(objective):
+            # per unit of weight, as scikit-learn's mean log-likelihood: a change of the
+            # objective does not depend on the units of X (the objective itself does), so the
+            # stopping iteration is the same whatever the units.  tol=0 runs max_iter iterations.
+            if self.tol > 0 and abs(objective - history[-2]) <= self.tol * raw.total_weight:
                 converged = True
                 break
         return FitResult(params, objective, history, converged, n_iter)
@@ -300,7 +302,7 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
         if not best.converged:
             warnings.warn(
                 f"{type(self).__name__} did not converge in max_iter={self.max_iter} iterations "
-                f"(relative change of the {self._objective_name} above tol={self.tol}). Increase "
+                f"(change of the {self._objective_name} per row above tol={self.tol}). Increase "
                 "max_iter, loosen tol, or try n_init > 1 or fewer components.",
                 ConvergenceWarning,
                 stacklevel=3,

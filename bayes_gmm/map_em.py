@@ -54,21 +54,27 @@ class MapEM(BaseGaussianMixtureEM):
     k : int
         Number of components.
     prior_strength : float, default=1.0
-        A factor on the prior's *scale* (``Psi0``, or ``b0`` for diag/spherical).  With the
-        default 1 the scale equals mclust's default prior; larger values give wider components
-        and a higher floor under every covariance, smaller values approach maximum likelihood.
-        Ignored when ``prior`` is given.
+        A factor on the prior's *scale* (``Psi0``, or ``b0`` for diag/spherical), between 1e-8
+        and 1e8.  With the default 1 the scale equals mclust's default prior (per column for
+        diag); larger values give wider components and a higher floor under every covariance,
+        smaller values approach maximum likelihood.  Ignored when ``prior`` is given.
     covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
+        ``"spherical"`` gives every column the same variance, so it only makes sense for columns
+        in the same units; it warns when the column standard deviations differ by more than a
+        factor of 10 (standardise X first, or use ``"diag"``).
     alpha : float, default=None
-        Dirichlet concentration of the weights, ``>= 1``.  None means 2 (one pseudo-observation
-        per component), so no weight can reach zero; ``alpha=1`` is mclust's flat choice.
-        Ignored when ``prior`` is given.
+        Dirichlet concentration of the weights, between 1 and 1e8.  None means 2 (one
+        pseudo-observation per component), so no weight can reach zero; ``alpha=1`` is
+        mclust's flat choice.  Ignored when ``prior`` is given.
     prior : NIWPrior or dict, optional
         An explicit prior; by default it is resolved from the data with
         :meth:`NIWPrior.from_data`.  The resolved prior is ``prior_``.
     tol : float, default=1e-6
-        Stop when the relative change of the log-posterior is at most ``tol``; ``tol=0``
-        runs all ``max_iter`` iterations.
+        Stop when the log-posterior changes by at most ``tol`` per row (per unit of
+        ``sample_weight``) from one iteration to the next, scikit-learn's criterion on its mean
+        log-likelihood.  A change of the objective does not depend on the units of X, so
+        neither does the iteration at which a fit stops.  ``tol=0`` runs all ``max_iter``
+        iterations.
     max_iter : int, default=500
     n_init : int, default=1
         Number of initialisations; the run with the highest log-posterior is kept.
@@ -82,6 +88,16 @@ class MapEM(BaseGaussianMixtureEM):
         Makes the fit reproducible bit for bit.
     chunk_size : int, optional
         Rows per block of the E-step (default: sized to stay in cache).
+
+    Notes
+    -----
+    The fit runs in standardised units (each column centred and divided by its standard
+    deviation; one common scale for spherical, see :mod:`bayes_gmm.scaling`) and every
+    parameter is reported in the units of X.  With the default prior, fitting ``X * s + t``
+    therefore gives the same partition and parameters transformed exactly (tested for scales
+    from 1e-150 to 1e150), and a float32 fit is computed and returned in float32.  Columns
+    whose spread cannot be squared in float64 (beyond about 1e154) or whose variance underflows
+    (below about 1e-154) are rejected with a ``ValueError`` naming the column.
 
     Attributes
     ----------
