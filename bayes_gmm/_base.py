@@ -23,9 +23,10 @@ from .covariance import CovarianceFamily, GaussianParams, RawStatistics, Suffici
 from .exceptions import ConvergenceWarning, SingularCovarianceError
 from .scaling import ColumnScaling
 
-__all__ = ["BaseGaussianMixtureEM", "FitResult"]
+__all__ = ["INIT_METHODS", "BaseGaussianMixtureEM", "FitResult"]
 
-_INIT_METHODS = ("k-means++", "kmeans", "random_from_data", "random")
+#: The named ways to start a fit (``init_params``).
+INIT_METHODS = ("k-means++", "kmeans", "random_from_data", "random")
 
 
 @dataclass
@@ -108,13 +109,13 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
             check_positive("chunk_size", self.chunk_size, integer=True)
         init = self.init_params
         if isinstance(init, str):
-            if init not in _INIT_METHODS:
+            if init not in INIT_METHODS:
                 raise ValueError(
-                    f"init_params must be one of {_INIT_METHODS} or an array of labels (n,) or "
+                    f"init_params must be one of {INIT_METHODS} or an array of labels (n,) or "
                     f"responsibilities (n, k), got {init!r}."
                 )
         elif init is None:
-            raise ValueError(f"init_params must be one of {_INIT_METHODS} or an array, got None.")
+            raise ValueError(f"init_params must be one of {INIT_METHODS} or an array, got None.")
         return family
 
     def _initial_responsibilities(self, X, sample_weight, rng) -> np.ndarray:
@@ -389,7 +390,8 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
         return weighted
 
     def _output_dtype(self):
-        return getattr(self, "_fit_dtype", np.float64)
+        # a float32 fit keeps float32 results; a model loaded from a file says so by its weights
+        return np.float32 if np.asarray(self.weights_).dtype == np.float32 else np.float64
 
     def score_samples(self, X) -> np.ndarray:
         """Log density of the fitted mixture at each row of ``X``, shape (n_samples,)."""

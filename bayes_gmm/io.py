@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ._base import _INIT_METHODS
+from ._base import INIT_METHODS
 from .covariance import COVARIANCE_FAMILIES, CovarianceFamily, get_family
 from .map_em import MapEM
 from .prior import NIWPrior, check_alpha, check_prior_strength
@@ -414,8 +414,8 @@ def _decode_params(params) -> dict[str, Any]:
         params["random_state"], f"{where}.random_state", low=0, high=_SEED_MAX, allow_none=True
     )
     init = params["init_params"]
-    if isinstance(init, str) and init not in _INIT_METHODS:
-        raise _FormatError(f"{where}.init_params must be one of {_INIT_METHODS} or an array, got {_short(init)}")
+    if isinstance(init, str) and init not in INIT_METHODS:
+        raise _FormatError(f"{where}.init_params must be one of {INIT_METHODS} or an array, got {_short(init)}")
     return out
 
 
@@ -659,9 +659,6 @@ def _from_dict(content) -> MapEM:
     est.n_features_in_ = d
     if names is not None:
         est.feature_names_in_ = np.asarray(names, dtype=object)
-    # a float32 fit keeps float32 results (predict_proba included); fit records that on the
-    # estimator, and there is no public way to say it: the one private attribute set here
-    est._fit_dtype = np.float32 if arrays["weights"].dtype == np.float32 else np.float64
     return est
 
 
