@@ -69,10 +69,11 @@ class MapEM(BaseGaussianMixtureEM):
     prior : NIWPrior or dict, optional
         An explicit prior; by default it is resolved from the data with
         :meth:`NIWPrior.from_data`.  The resolved prior is ``prior_``.
-    tol : float, default=1e-6
+    tol : float, default=1e-3
         Stop when the log-posterior changes by at most ``tol`` per row (per unit of
-        ``sample_weight``) from one iteration to the next, scikit-learn's criterion on its mean
-        log-likelihood.  A change of the objective does not depend on the units of X, so
+        ``sample_weight``) from one iteration to the next: scikit-learn's default and criterion
+        (on its mean log-likelihood).  Use a smaller value (e.g. 1e-8) when the mode itself
+        matters, say as the start of :func:`~bayes_gmm.sample_posterior`.  A change of the objective does not depend on the units of X, so
         neither does the iteration at which a fit stops.  ``tol=0`` runs all ``max_iter``
         iterations.
     max_iter : int, default=500
@@ -135,7 +136,7 @@ class MapEM(BaseGaussianMixtureEM):
         covariance_type: str = "full",
         alpha: float | None = None,
         prior: NIWPrior | dict | None = None,
-        tol: float = 1e-6,
+        tol: float = 1e-3,
         max_iter: int = 500,
         n_init: int = 1,
         init_params="k-means++",

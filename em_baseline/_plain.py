@@ -70,7 +70,7 @@ class PlainEM(BaseGaussianMixtureEM):
         *,
         reg_covar: float = 0.0,
         covariance_type: str = "full",
-        tol: float = 1e-6,
+        tol: float = 1e-3,
         max_iter: int = 500,
         n_init: int = 1,
         init_params="k-means++",
