@@ -89,7 +89,7 @@ class RawStatistics:
 
 @dataclass
 class SufficientStatistics:
-    """What an M-step needs (notation of MATH.md).
+    """What an M-step needs (notation of docs/MATH.md).
 
     ``nk`` (K,) soft counts, ``xbar`` (K, d) weighted means, ``scatter`` the scatter about
     ``xbar`` in the family's shape (full: S_k; tied: sum_k S_k; diag: diag S_k; spherical:
@@ -389,7 +389,7 @@ class CovarianceFamily:
 
     # -- M-steps -----------------------------------------------------------------------
     def map_step(self, stats: SufficientStatistics, prior: NIWPrior) -> tuple[np.ndarray, np.ndarray]:
-        """Exact posterior mode of means and covariances given the statistics (MATH.md)."""
+        """Exact posterior mode of means and covariances given the statistics (docs/MATH.md)."""
         nk, xbar = stats.nk, stats.xbar
         kappa0, m0 = prior.kappa0, prior.m0
         means = (nk[:, None] * xbar + kappa0 * m0) / (nk + kappa0)[:, None]

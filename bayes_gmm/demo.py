@@ -147,7 +147,7 @@ def run_demo(
     report += [
         "## 2. MAP-EM",
         "",
-        f"Same start, same data, with the conjugate prior of `MATH.md`: converged = {est.converged_} after "
+        f"Same start, same data, with the conjugate prior of `docs/MATH.md`: converged = {est.converged_} after "
         f"{est.n_iter_} iterations, log-posterior {est.log_posterior_:.1f}, adjusted Rand index against the "
         f"true blobs {ari:.3f}. Smallest covariance eigenvalue {min_eig:.3g}: the prior keeps every "
         "covariance above `Psi0 / (nu0 + N + d + 2)`.",

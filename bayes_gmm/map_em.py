@@ -1,4 +1,4 @@
-"""MAP-EM: the posterior mode of a Gaussian mixture under the conjugate prior of MATH.md."""
+"""MAP-EM: the posterior mode of a Gaussian mixture under the conjugate prior of docs/MATH.md."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def map_weights(nk: np.ndarray, alpha: float) -> np.ndarray:
 
 
 def log_posterior(X, weights, means, covariances, prior: NIWPrior, sample_weight=None) -> float:
-    """The objective MAP-EM climbs (MATH.md), at any parameter value.
+    """The objective MAP-EM climbs (docs/MATH.md), at any parameter value.
 
     ``sum_i w_i log sum_k pi_k N(x_i | mu_k, Sigma_k) + log p(pi) + log p(mu, Sigma)``, with
     normalised densities.  ``covariances`` has the shape of ``prior.covariance_type``.

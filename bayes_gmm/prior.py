@@ -1,6 +1,6 @@
 """The conjugate prior shared by :class:`~bayes_gmm.MapEM` and the PyMC posterior.
 
-Pure numerics (NumPy and SciPy only).  The model, in the notation of ``MATH.md``::
+Pure numerics (NumPy and SciPy only).  The model, in the notation of ``docs/MATH.md``::
 
     pi             ~ Dirichlet(alpha, ..., alpha)
     Sigma_k        ~ InvWishart(nu0, Psi0)                        (full; tied: one Sigma)

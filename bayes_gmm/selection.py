@@ -4,7 +4,7 @@
 and returns a :class:`SelectionResult`: a tidy table, the best fitted estimator and the BIC /
 ICL plot, one line per covariance type, as mclust draws it.
 
-Criteria follow ``MATH.md`` and scikit-learn's sign (lower is better; mclust reports ``-BIC``)::
+Criteria follow ``docs/MATH.md`` and scikit-learn's sign (lower is better; mclust reports ``-BIC``)::
 
     BIC = -2 log p(X | theta_hat) + n_params log N
     ICL = BIC - 2 sum_i log r_{i, z_i},   z_i = argmax_k r_ik

@@ -17,7 +17,7 @@ CELLS = [
 A mixture model needs two choices before it can be fitted: the number of components `k` and the
 shape of their covariances. R's **mclust** answers both at once with a table of BIC values over
 `k` and the covariance model, and a plot of it; `bayes_gmm.select` does the same with MAP-EM
-(`bayes_gmm.MapEM`, mclust's default prior, see `MATH.md`).
+(`bayes_gmm.MapEM`, mclust's default prior, see `docs/MATH.md`).
 
 For every cell of the grid it fits MAP-EM and records
 

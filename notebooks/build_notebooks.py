@@ -42,7 +42,7 @@ The *seed problem* of this project: 1000 points in 2-D from 10 sheared Gaussian 
 them overlapping. A hand-written maximum-likelihood EM, started the textbook way (means drawn
 uniformly in the data's range, identity covariances, equal weights), crashes on it with a
 *singular matrix*. This notebook shows the failure, explains it, and shows how MAP-EM
-(`bayes_gmm.MapEM`), which puts a conjugate prior on the parameters (see `MATH.md`), cannot fail
+(`bayes_gmm.MapEM`), which puts a conjugate prior on the parameters (see `docs/MATH.md`), cannot fail
 this way. Finally it shows what the one knob of the prior, `prior_strength`, does."""),
     ("code", SETUP),
     ("code", """\
@@ -197,7 +197,7 @@ NB02 = [
 # 2. The full posterior of the seed problem, beside the MAP estimate
 
 MAP-EM gives the posterior *mode*. `bayes_gmm.sample_posterior` samples the whole posterior of the
-**same** model (same prior object, `MATH.md`) with NUTS (nutpie), starting every chain at the
+**same** model (same prior object, `docs/MATH.md`) with NUTS (nutpie), starting every chain at the
 MAP-EM solution and relabelling every draw to MAP-EM's components afterwards, so that R-hat and
 ESS mean something. Here we check the chains, put MAP and posterior side by side
 (`bayes_gmm.compare`), look at the uncertainty of the ellipses and of the cluster memberships,

@@ -32,6 +32,29 @@ def fake_posterior(est, rng, *, chains=4, draws=200, noise=0.02, X=None, relabel
     return make_tree(weights, means, covariances, ct, X=X, relabelling=relabelling)
 
 
+def unconverged(tree, *, repeat=1, shift=None):
+    """A copy of a fake posterior (a DataTree) that fails the convergence checks.
+
+    ``repeat``: every draw is kept for ``repeat`` steps (the number of draws is unchanged), as a
+    sampler that moves once every ``repeat`` steps: bulk ESS about ``chains * draws / repeat``.
+    ``shift``: ``(variable, index, value)``; chain 0 of that entry is moved by ``value``, as a
+    chain stuck elsewhere: R-hat above 1 for that entry.
+    """
+    post = tree["posterior"].to_dataset()
+    n = post.sizes["draw"]
+    if repeat > 1:
+        post = post.isel(draw=np.repeat(np.arange(-(-n // repeat)), repeat)[:n]).assign_coords(draw=np.arange(n))
+    if shift is not None:
+        name, index, value = shift
+        var = post[name].transpose("chain", "draw", ...)
+        values = var.values.copy()
+        values[(0, slice(None), *index)] += value
+        post[name] = var.copy(data=values)
+    out = tree.copy()
+    out["posterior"] = post
+    return out
+
+
 def niw_posterior(X, prior, rng, *, chains=4, draws=500):
     """Exact draws from the normal-inverse-Wishart posterior of one Gaussian (K = 1, full)."""
     n, d = X.shape
@@ -49,7 +72,7 @@ def niw_posterior(X, prior, rng, *, chains=4, draws=500):
 
 
 def niw_posterior_parameters(X, prior) -> dict:
-    """The conjugate update (MATH.md) for one component and its mean, mode and covariance mean."""
+    """The conjugate update (docs/MATH.md) for one component and its mean, mode and covariance mean."""
     n, d = X.shape
     xbar = X.mean(axis=0)
     scatter = (X - xbar).T @ (X - xbar)

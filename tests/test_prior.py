@@ -121,7 +121,7 @@ def test_log_dirichlet_and_normal_match_scipy(rng):
 
 @pytest.mark.parametrize("ct", ["full", "tied", "diag", "spherical"])
 def test_log_density_matches_scipy_composition(rng, ct):
-    """The prior's log density is the sum of the MATH.md terms, each from scipy."""
+    """The prior's log density is the sum of the docs/MATH.md terms, each from scipy."""
     d, k = 2, 3
     X = rng.normal(size=(50, d))
     prior = NIWPrior.from_data(X, k, ct)
