@@ -1,4 +1,7 @@
-"""Every notebook in notebooks/ runs top to bottom (BAYES_GMM_FAST=1 shrinks the sampling)."""
+"""Every notebook in notebooks/ is built from its jupytext source and runs top to bottom.
+
+BAYES_GMM_FAST=1 shrinks the sampling.
+"""
 
 from pathlib import Path
 
@@ -10,6 +13,19 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 def test_the_story_notebooks_exist():
     names = {path.name for path in NOTEBOOKS}
     assert {"01_seed_problem.ipynb", "02_posterior.ipynb"} <= names
+
+
+def test_notebooks_are_built_from_their_percent_sources():
+    """The cells live in notebooks/NN_name.py; the committed .ipynb has exactly those cells."""
+    jupytext = pytest.importorskip("jupytext")
+    nbformat = pytest.importorskip("nbformat")
+    sources = {path.with_suffix(".ipynb") for path in NOTEBOOKS[0].parent.glob("[0-9][0-9]_*.py")}
+    assert sources == set(NOTEBOOKS), "every notebook needs its percent source and vice versa"
+    for path in NOTEBOOKS:
+        want = [(cell.cell_type, cell.source) for cell in jupytext.read(path.with_suffix(".py")).cells]
+        have = [(cell.cell_type, cell.source) for cell in nbformat.read(path, as_version=4).cells]
+        assert have == want, (f"{path.name} differs from {path.with_suffix('.py').name}: "
+                              "rebuild it with notebooks/build_notebooks.py")
 
 
 def test_committed_notebooks_have_outputs():
