@@ -23,7 +23,9 @@ the unconstrained vector holds ``log A_jj`` and the ``A_ij`` below the diagonal.
 Cholesky factor of ``Psi0^{-1}`` these are exactly the Bartlett variables of ``MATH.md``; anchoring
 ``R`` at the MAP estimate (and the means at the MAP means, scaled by their posterior spread) only
 changes the coordinates NUTS moves in, not the density, and makes the posterior close to a
-standard normal there.  Chains start at the MAP-EM solution without jitter.
+standard normal there.  Chains start next to the MAP-EM solution (0.001 away in each of these
+coordinates: nutpie refuses a starting point where a gradient entry is exactly 0, as it is at the
+solution in the directions of a constant column), without jitter.
 
 Label switching: every draw is relabelled to MAP-EM's components by optimal assignment
 (:func:`scipy.optimize.linear_sum_assignment`) on the Kullback-Leibler divergence between each
@@ -43,6 +45,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
+from pymc.initial_point import make_initial_point_fn
 from pymc.logprob.transforms import Transform
 from pytensor.assumptions import assume
 from scipy.optimize import linear_sum_assignment
@@ -377,7 +380,8 @@ def _mixture_random_factory(covariance_type: str):
 def _map_scales(est: MapEM, X: np.ndarray):
     """Reference points for the transforms: MAP precision Cholesky and posterior spread of means."""
     ct = est.covariance_type
-    nk = est.predict_proba(X).sum(axis=0)
+    with np.errstate(divide="ignore"):  # log 0 of an empty component's weight (alpha = 1)
+        nk = est.predict_proba(X).sum(axis=0)
     spread = 1.0 / np.sqrt(nk + est.prior_.kappa0)  # (K,)
     cov = np.asarray(est.covariances_, dtype=float)
     if ct in ("full", "tied"):
@@ -500,12 +504,110 @@ def build_model(est: MapEM, X, *, coords: Mapping | None = None) -> pm.Model:
     return model
 
 
-def _initvals(est: MapEM) -> dict[str, np.ndarray]:
+# ----------------------------------------------------------------------------------------
+# the chains' starting point
+# ----------------------------------------------------------------------------------------
+#: Distance of the chains' starting point from MAP-EM's solution in every coordinate NUTS moves
+#: in (``+-START_OFFSET``; the means' coordinates are in units of their posterior spread).
+START_OFFSET = 1e-3
+
+_FAST = "FAST_COMPILE"
+
+
+def _initvals(est: MapEM, n: int) -> dict[str, np.ndarray]:
+    """MAP-EM's solution, with every weight at least ``1 / (n + K)``.
+
+    A weight can be 0 (or 1e-150) only with ``alpha = 1`` and a component that holds no data
+    (close to it with ``1 <= alpha < 2``; with ``alpha >= 2`` every MAP weight is at least
+    ``1 / (n + K)``): the posterior is still proper, but its log density is ``-inf`` there (or
+    the sampler would start hundreds of units away on the log scale).  ``1 / (n + K)`` is the
+    posterior mean of an empty component's weight under ``alpha = 1``.
+    """
+    weights = np.asarray(est.weights_, dtype=float)
+    floor = 1.0 / (n + weights.shape[0])
+    low = weights < floor
+    if np.any(low):  # the others keep their proportions
+        weights = np.where(low, floor, weights * (1.0 - floor * low.sum()) / weights[~low].sum())
     return {
-        "weights": np.asarray(est.weights_, dtype=float),
+        "weights": weights,
         "means": np.asarray(est.means_, dtype=float),
         "covariances": np.asarray(est.covariances_, dtype=float),
     }
+
+
+def _start_point(model: pm.Model, est: MapEM, n: int) -> dict[str, np.ndarray]:
+    """The chains' starting point in the sampler's (unconstrained) coordinates.
+
+    MAP-EM's solution moved by ``+-START_OFFSET`` (a fixed pattern of signs) in every coordinate
+    of the transformed variables.  At MAP-EM's solution itself the gradient of the log density
+    vanishes, to rounding, and *exactly* in directions the data do not inform: the mean of a
+    constant column (every ``x_ij - mu_kj`` and ``m0_j - mu_kj`` is exactly 0), the same
+    coordinates when every row is identical, and more with fewer rows than columns.  nutpie
+    (nuts-rs) rejects an initial point whose gradient has an exactly zero entry ("Invalid initial
+    point"), and, without jitter, every retry is the same point.  The offset makes the gradient
+    about ``H @ offset`` (``H`` the Hessian), nonzero, while the chains still start far inside
+    the posterior (the coordinates are scaled by the posterior spread or are logarithms of
+    scales).  Variables added to the model by the user start at their own initial values.
+    """
+    point = make_initial_point_fn(
+        model=model, overrides=_initvals(est, n), jitter_rvs=set(), return_transformed=True
+    )(0)
+    rng = np.random.default_rng(0)
+    start = {}
+    for rv in model.free_RVs:
+        name = model.rvs_to_values[rv].name
+        value = np.asarray(point[name], dtype=float)
+        if rv.name in ("weights", "means", "covariances") and model.rvs_to_transforms.get(rv) is not None:
+            value = value + START_OFFSET * rng.choice([-1.0, 1.0], size=value.shape)
+        start[name] = value
+    return start
+
+
+def _entry_names(name: str, mask: np.ndarray) -> list[str]:
+    """``name[i, j]`` for every true entry of ``mask``."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim == 0:
+        return [name] if mask else []
+    return [f"{name}[{', '.join(str(int(i)) for i in idx)}]" for idx in zip(*np.nonzero(mask), strict=True)]
+
+
+def _check_start(model: pm.Model, start: dict[str, np.ndarray], sampler: str) -> None:
+    """Raise a ValueError, in seconds, where the sampler could not start.
+
+    The log density and its gradient are evaluated at ``start`` with PyTensor's Python
+    implementations (``mode="FAST_COMPILE"``: no C or numba compilation).
+    """
+    value_vars = model.continuous_value_vars
+    logp = model.logp()
+    grads = pt.grad(logp, value_vars)
+    fn = model.compile_fn([logp, *grads], inputs=model.value_vars, mode=_FAST, on_unused_input="ignore")
+    with np.errstate(all="ignore"):
+        logp_value, *grad_values = fn(start)
+    bad = []
+    zero = []
+    for var, grad in zip(value_vars, grad_values, strict=True):
+        grad = np.asarray(grad)
+        bad += _entry_names(var.name, ~np.isfinite(grad))
+        zero += _entry_names(var.name, grad == 0)
+    if not np.isfinite(logp_value) or bad:
+        where = f"; the gradient is not finite in {_short_list(bad)}" if bad else ""
+        raise ValueError(
+            f"the model's log density at the starting point (next to MAP-EM's solution) is "
+            f"{float(logp_value)}{where}: the sampler cannot start there.  Check the estimator's "
+            "parameters (est.weights_, est.means_, est.covariances_) and any variable added to "
+            "the model."
+        )
+    if sampler == "nutpie" and zero:
+        raise ValueError(
+            f"the gradient of the log density is exactly 0 in {_short_list(zero)} at the "
+            "starting point, which nutpie rejects ('Invalid initial point'); use "
+            "sampler='pymc'."
+        )
+
+
+def _short_list(items: list[str], n: int = 5) -> str:
+    more = f" and {len(items) - n} more" if len(items) > n else ""
+    return ", ".join(items[:n]) + more
 
 
 # ----------------------------------------------------------------------------------------
@@ -797,6 +899,100 @@ def _warn_if_label_switching(relabelling: xr.Dataset) -> None:
         )
 
 
+#: :func:`sample_posterior` warns when the largest R-hat of a parameter exceeds this ...
+RHAT_WARN = 1.01
+#: ... or when the smallest bulk ESS is below this many per chain (Vehtari et al. 2021).
+ESS_PER_CHAIN_WARN = 100
+
+
+def _parameter_entries(ds: xr.Dataset, covariance_type: str):
+    """Every free parameter entry as columns of one (chain, draw, entry) array, and their names.
+
+    The upper triangle of full and tied covariances (a copy of the lower one) is left out.
+    """
+    n_chain, n_draw = ds.sizes["chain"], ds.sizes["draw"]
+    names, columns = [], []
+    for var, dims in (("weights", ("component",)), ("means", ("component", "feature")),
+                      ("covariances", _COV_DIMS[covariance_type])):
+        da = ds[var].transpose("chain", "draw", *dims)
+        labels = [da[dim].values if dim in da.coords else np.arange(da.sizes[dim]) for dim in dims]
+        keep = np.ones(da.shape[2:], dtype=bool)
+        if "feature_bis" in dims:
+            keep = np.tril(keep)
+        for idx in zip(*np.nonzero(keep), strict=True):
+            names.append(f"{var}[{', '.join(str(labels[a][i]) for a, i in enumerate(idx))}]")
+        columns.append(da.values.reshape(n_chain, n_draw, -1)[:, :, keep.ravel()])
+    return np.concatenate(columns, axis=2), names
+
+
+def _convergence_message(posterior, covariance_type: str | None = None, n_worst: int = 3) -> str | None:
+    """What is wrong with the chains' convergence, or None.
+
+    Rank-normalised split R-hat and bulk ESS (:func:`arviz_stats.rhat`, :func:`arviz_stats.ess`)
+    of every weight, mean and covariance entry; entries constant over all draws (a single
+    component's weight) have neither and are skipped.
+    """
+    import arviz_stats as azs
+
+    ds = _posterior_dataset(posterior)
+    ct = _covariance_type_of(ds, covariance_type)
+    if "chain" not in ds.dims or "draw" not in ds.dims:
+        raise ValueError("the posterior needs 'chain' and 'draw' dims.")
+    n_chain = ds.sizes["chain"]
+    values, names = _parameter_entries(ds, ct)
+    flat = values.reshape(-1, values.shape[2])
+    varying = np.flatnonzero(np.any(flat != flat[:1], axis=0))
+    values, names = values[:, :, varying], [names[i] for i in varying]
+    if not names:
+        return None
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        # chains too short for the statistics give NaN (and RuntimeWarnings inside ArviZ)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rhat = np.asarray(azs.rhat(values, chain_axis=0, draw_axis=1), dtype=float)
+        ess = np.asarray(azs.ess(values, method="bulk", chain_axis=0, draw_axis=1), dtype=float)
+    ess_min = ESS_PER_CHAIN_WARN * n_chain
+    problems = []
+    undefined = np.flatnonzero(~np.isfinite(rhat) | ~np.isfinite(ess))
+    if undefined.size:
+        problems.append(
+            f"R-hat and bulk ESS cannot be computed for {undefined.size} of {len(names)} entries "
+            f"(e.g. {names[undefined[0]]}) from {ds.sizes['draw']} draws per chain"
+        )
+    high = np.flatnonzero(np.nan_to_num(rhat, nan=-np.inf) > RHAT_WARN)
+    if high.size:
+        worst = high[np.argsort(-rhat[high], kind="stable")][:n_worst]
+        problems.append(
+            f"R-hat up to {rhat[worst[0]]:.3f} (above {RHAT_WARN}) in {high.size} of {len(names)} "
+            f"entries, worst {', '.join(f'{names[i]} {rhat[i]:.3f}' for i in worst)}"
+        )
+    low = np.flatnonzero(np.nan_to_num(ess, nan=np.inf) < ess_min)
+    if low.size:
+        worst = low[np.argsort(ess[low], kind="stable")][:n_worst]
+        problems.append(
+            f"bulk ESS down to {np.floor(ess[worst[0]]):.0f} (below {ess_min}: {ESS_PER_CHAIN_WARN} per chain "
+            f"for {n_chain} chain{'s' if n_chain > 1 else ''}) in {low.size} of {len(names)} entries, "
+            f"worst {', '.join(f'{names[i]} {np.floor(ess[i]):.0f}' for i in worst)}"
+        )
+    if not problems:
+        return None
+    return (
+        "convergence checks failed: " + "; ".join(problems) + ".  Summaries of these draws "
+        "are unreliable: sample longer (more tune and draws) or look at the trace plots "
+        "(bayes_gmm.plotting.plot_chains)."
+    )
+
+
+def _warn_if_not_converged(posterior, covariance_type: str | None = None) -> None:
+    message = _convergence_message(posterior, covariance_type)
+    if message is not None:
+        warnings.warn(message, ConvergenceWarning, stacklevel=3)
+
+
+def _log_posterior_at_map(est: MapEM, X: np.ndarray) -> float:
+    with np.errstate(divide="ignore"):  # log 0 of an empty component's weight (alpha = 1)
+        return float(log_posterior(X, est.weights_, est.means_, est.covariances_, est.prior_))
+
+
 def _map_estimate(est: MapEM, X: np.ndarray, coords: dict) -> xr.Dataset:
     ct = est.covariance_type
     return xr.Dataset(
@@ -808,7 +1004,7 @@ def _map_estimate(est: MapEM, X: np.ndarray, coords: dict) -> xr.Dataset:
         coords={name: coords[name] for name in ("component", "feature", "feature_bis")},
         attrs={
             "covariance_type": ct,
-            "log_posterior": float(log_posterior(X, est.weights_, est.means_, est.covariances_, est.prior_)),
+            "log_posterior": _log_posterior_at_map(est, X),
             "prior": json.dumps(est.prior_.to_dict()),
         },
     )
@@ -868,16 +1064,31 @@ def sample_posterior(
         log-posterior), ``sample_stats``, ``log_likelihood`` (``x`` with dims chain, draw, obs;
         unchanged by relabelling) and ``observed_data``.
 
+    Raises
+    ------
+    ValueError
+        Before any compilation, when the log density or its gradient is not finite at the
+        starting point (for instance a model changed by the user), or, for nutpie, when a
+        gradient entry is exactly 0 there; after compilation, when nutpie still cannot start.
+
     Warns
     -----
     ConvergenceWarning
         When more than 1% of the draws had to be relabelled or were ambiguous: the chains left
         MAP-EM's mode (a local optimum, or a component the data barely support).
+    ConvergenceWarning
+        When, on the relabelled draws, the largest rank-normalised R-hat exceeds ``RHAT_WARN``
+        (1.01) or the smallest bulk ESS is below ``ESS_PER_CHAIN_WARN`` (100) per chain; the
+        message names the worst entries.
 
     Notes
     -----
-    Every chain starts at MAP-EM's solution without jitter (nutpie: ``jitter_rvs=set()``;
-    PyMC: ``init="adapt_diag"``).  BLAS runs single-threaded while sampling.
+    Every chain starts, without jitter (nutpie: ``jitter_rvs=set()``; PyMC:
+    ``init="adapt_diag"``), at MAP-EM's solution moved by ``START_OFFSET`` (0.001) in each
+    coordinate NUTS moves in: at the solution itself a gradient entry can be exactly 0 (a
+    constant column, identical rows), which nutpie refuses as an initial point.  Weights below
+    ``1 / (n + K)`` (an empty component with ``alpha = 1``) start at that value.  BLAS runs
+    single-threaded while sampling.
 
     Examples
     --------
@@ -907,6 +1118,8 @@ def sample_posterior(
         cores = min(chains, _available_cores())
     else:
         check_positive("cores", cores, integer=True)
+    start = _start_point(model, est, X.shape[0])
+    _check_start(model, start, sampler)
     kwargs = dict(
         draws=draws,
         tune=tune,
@@ -914,7 +1127,7 @@ def sample_posterior(
         cores=cores,
         random_seed=random_seed,
         progressbar=progressbar,
-        initvals=_initvals(est),
+        initvals=start,
         model=model,
         compute_convergence_checks=False,
     )
@@ -923,7 +1136,15 @@ def sample_posterior(
     # each gradient 100x slower on a busy 2-core machine, so it runs single-threaded.
     with threadpool_limits(limits=1, user_api="blas"):
         if sampler == "nutpie":
-            idata = pm.sample(nuts_sampler="nutpie", compile_kwargs={"jitter_rvs": set()}, nuts=nuts, **kwargs)
+            try:
+                idata = pm.sample(nuts_sampler="nutpie", compile_kwargs={"jitter_rvs": set()}, nuts=nuts, **kwargs)
+            except RuntimeError as err:  # nuts-rs: a Rust error with its backtrace in the message
+                if "initialization points failed" not in str(err):
+                    raise
+                reason = " ".join(str(err).split("Stack backtrace")[0].split())
+                raise ValueError(
+                    f"nutpie could not start next to MAP-EM's solution ({reason}); try sampler='pymc'."
+                ) from None
         else:
             idata = pm.sample(nuts_sampler="pymc", init="adapt_diag", nuts=nuts, **kwargs)
         if log_likelihood:
@@ -939,6 +1160,7 @@ def sample_posterior(
     map_ds = _map_estimate(est, X, coords)
     relabelled, relabelling = relabel(raw, map_ds, covariance_type=est.covariance_type, ambiguity_tol=ambiguity_tol)
     _warn_if_label_switching(relabelling)
+    _warn_if_not_converged(relabelled, est.covariance_type)
     idata["posterior"] = xr.DataTree(relabelled)
     idata["posterior_raw"] = xr.DataTree(raw)
     idata["relabelling"] = xr.DataTree(relabelling)

@@ -1,19 +1,25 @@
 """The PyMC posterior: same model as MapEM, correct densities, relabelling, predictive checks.
 
 Slow tests compile PyTensor graphs or sample; logp checks use ``mode="FAST_COMPILE"`` (Python
-implementations, no numba compilation) and the sampling test reuses one model shape.
+implementations, no numba compilation); the sampling tests reuse one model of the 3-blob data and
+add two small ones (a constant column, full and diag).  The convergence warning is checked on
+fabricated posteriors (``_posterior_fakes``).
 """
 
+import contextlib
+import re
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
 import xarray as xr
+from _posterior_fakes import fake_posterior, niw_posterior, unconverged
 from conftest import COVARIANCE_TYPES, make_blobs3
 from scipy import stats
 
-from bayes_gmm import MapEM, log_posterior
+from bayes_gmm import ConvergenceWarning, MapEM, log_posterior
 
 posterior = pytest.importorskip("bayes_gmm.posterior")
 pm = pytest.importorskip("pymc")
@@ -68,6 +74,23 @@ def random_parameters(est, rng):
     else:
         cov = cov * np.exp(0.5 * rng.standard_normal(cov.shape))
     return {"weights": weights, "means": means, "covariances": cov}
+
+
+@contextlib.contextmanager
+def convergence_warnings():
+    """Collect the ConvergenceWarnings' messages; every other warning stays an error.
+
+    (``pytest.warns`` records every warning and re-raises the others on exit: among them the
+    DeprecationWarning CPython issues, and otherwise drops as an error, when PyMC forks its chain
+    processes from a process where nutpie has started threads.)
+    """
+    messages = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        yield messages
+    messages += [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    others = [f"{w.category.__name__}: {w.message}" for w in caught if not issubclass(w.category, ConvergenceWarning)]
+    assert not others, others
 
 
 def map_values(est):
@@ -447,9 +470,12 @@ def test_membership_and_predictive_from_samples(sampled, blobs, fitted):
 @pytest.mark.slow
 def test_pymc_sampler_starts_at_map(blobs, fitted):
     """PyMC's own NUTS: same groups, chains started at the MAP stay in its labelling."""
-    idata = posterior.sample_posterior(
-        fitted["full"], blobs, draws=100, tune=100, chains=2, sampler="pymc", random_seed=5, progressbar=False
-    )
+    with convergence_warnings() as messages:
+        idata = posterior.sample_posterior(
+            fitted["full"], blobs, draws=100, tune=100, chains=2, sampler="pymc", random_seed=5, progressbar=False
+        )
+    # 2 x 100 draws cannot reach a bulk ESS of 100 per chain in every entry
+    assert any("bulk ESS down to" in m for m in messages), messages
     assert {"posterior", "posterior_raw", "relabelling", "log_likelihood", "map_estimate"} <= set(idata.children)
     assert idata["relabelling"].attrs["n_permuted_draws"] == 0
     assert "lp" in idata["sample_stats"]
@@ -460,11 +486,137 @@ def test_random_seed_reproduces_the_draws(blobs, fitted):
     """The same random_seed gives the same draws; another seed gives other draws."""
 
     def draws(seed):
-        idata = posterior.sample_posterior(
-            fitted["full"], blobs, draws=60, tune=60, chains=2, random_seed=seed, progressbar=False
-        )
+        with convergence_warnings() as messages:
+            idata = posterior.sample_posterior(
+                fitted["full"], blobs, draws=60, tune=60, chains=2, random_seed=seed, progressbar=False
+            )
+        # 2 x 60 draws: too few for the convergence checks, and sample_posterior says so
+        pattern = r"bulk ESS down to \d+ \(below 200: 100 per chain for 2 chains\) in \d+ of 18 entries, worst "
+        assert any(re.search(pattern, m) for m in messages), messages
         return idata["posterior"]["means"].values
 
     first, again, other = draws(11), draws(11), draws(12)
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
+
+
+# ----------------------------------------------------------------------------------------
+# convergence warning (fabricated posteriors, no PyMC)
+# ----------------------------------------------------------------------------------------
+def test_converged_chains_give_no_warning(blobs, fitted):
+    tree = fake_posterior(fitted["full"], np.random.default_rng(0), chains=4, draws=1000)
+    assert posterior._convergence_message(tree) is None
+    # a single component's weight is 1 in every draw: no R-hat, no ESS, no warning, no NaN warning
+    one = MapEM(1, random_state=0).fit(blobs)
+    assert posterior._convergence_message(niw_posterior(blobs, one.prior_, np.random.default_rng(1))) is None
+
+
+def test_stuck_chain_warns_with_rhat_and_the_worst_entries(fitted):
+    tree = fake_posterior(fitted["full"], np.random.default_rng(0), chains=4, draws=1000)
+    stuck = unconverged(tree, shift=("means", (1, 0), 0.1))  # noise 0.02: chain 0 sits 5 sd away
+    with pytest.warns(ConvergenceWarning, match=r"R-hat up to \d\.\d{3} \(above 1\.01\) in 1 of \d+ entries, worst means\[1, 0\]"):
+        posterior._warn_if_not_converged(stuck["posterior"].to_dataset())
+    # a covariance entry is named once (lower triangle), by its labels
+    stuck = unconverged(unconverged(tree, shift=("covariances", (2, 1, 0), 1.0)), shift=("covariances", (2, 0, 1), 1.0))
+    message = posterior._convergence_message(stuck)
+    assert "covariances[2, 1, 0]" in message and "covariances[2, 0, 1]" not in message
+
+
+def test_sticky_chains_warn_with_bulk_ess(fitted):
+    tree = fake_posterior(fitted["diag"], np.random.default_rng(0), chains=4, draws=1000)
+    message = posterior._convergence_message(unconverged(tree, repeat=20))
+    assert "bulk ESS down to" in message and "(below 400: 100 per chain for 4 chains)" in message
+    assert "worst" in message and "sample longer" in message
+    # too few draws for the statistics: said so, not silently passed
+    short = fake_posterior(fitted["diag"], np.random.default_rng(0), chains=2, draws=3)
+    assert "cannot be computed" in posterior._convergence_message(short)
+
+
+# ----------------------------------------------------------------------------------------
+# degenerate data: where the sampler starts
+# ----------------------------------------------------------------------------------------
+def degenerate_data(kind):
+    """Data sets on which MapEM's solution has exactly-zero or infinite gradients, and MapEM's options."""
+    rng = np.random.default_rng(0)
+    if kind == "constant_column":  # two clusters; the second column is exactly 3
+        return np.column_stack([np.r_[rng.normal(size=15), 6.0 + rng.normal(size=15)], np.full(30, 3.0)]), {}
+    if kind == "identical_rows":
+        return np.ones((10, 2)), {}
+    if kind == "fewer_rows_than_columns":  # columns of equal spread (spherical would warn otherwise)
+        X = rng.normal(size=(3, 6))
+        return X / X.std(axis=0), {}
+    # alpha = 1 and 2 distinct rows for 3 components: an empty component, of weight 0 (or 1e-150)
+    return rng.normal(size=(2, 2))[rng.integers(0, 2, size=20)], {"alpha": 1.0}
+
+
+def fit_degenerate(kind, ct):
+    X, options = degenerate_data(kind)
+    k = 3 if kind == "empty_component" else 2
+    with np.errstate(divide="ignore"):  # MapEM's fit takes log 0 of the empty component's weight
+        return X, MapEM(k, covariance_type=ct, n_init=3, random_state=0, **options).fit(X)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("kind", "ct"),
+    [("constant_column", ct) for ct in COVARIANCE_TYPES]
+    + [("identical_rows", "full"), ("identical_rows", "diag"), ("fewer_rows_than_columns", "diag"),
+       ("fewer_rows_than_columns", "spherical"), ("empty_component", "full"), ("empty_component", "diag")],
+)
+def test_start_point_has_a_finite_nonzero_gradient(kind, ct):
+    """nutpie refuses a start where a gradient entry is exactly 0 (or not finite); at MAP-EM's
+    solution of these data sets some are (the mean of a constant column, every mean and
+    covariance when rows are identical), or the log density is -inf (a weight of 0).  The start
+    is next to it, an empty component's weight at 1 / (n + K)."""
+    X, est = fit_degenerate(kind, ct)
+    model = posterior.build_model(est, X)
+    start = posterior._start_point(model, est, X.shape[0])
+    assert np.isfinite(model.compile_logp(mode=FAST)(start))
+    grad = model.compile_dlogp(mode=FAST)(start)
+    assert np.all(np.isfinite(grad)) and np.all(grad != 0)
+    posterior._check_start(model, start, "nutpie")
+    at_map = unconstrained(model, posterior._initvals(est, X.shape[0]))
+    for name, value in start.items():
+        np.testing.assert_allclose(np.abs(value - at_map[name]), posterior.START_OFFSET, rtol=1e-6)
+    if kind == "empty_component":
+        np.testing.assert_allclose(posterior._initvals(est, X.shape[0])["weights"].min(), 1.0 / (X.shape[0] + 3))
+
+
+class _Sampled(Exception):
+    """Raised instead of sampling."""
+
+
+@pytest.mark.slow
+def test_invalid_start_is_a_value_error_before_any_compilation(blobs, fitted, monkeypatch):
+    def sample(*args, **kwargs):
+        raise _Sampled
+
+    monkeypatch.setattr(posterior.pm, "sample", sample)
+    est = fitted["diag"]
+    model = posterior.build_model(est, blobs)
+    with model:
+        pm.Potential("wall", pt.constant(-np.inf))
+    with pytest.raises(ValueError, match=r"log density at the starting point \(next to MAP-EM's solution\) is -inf: the sampler cannot start"):
+        posterior.sample_posterior(est, blobs, model=model)
+    # a variable added at its mode has a zero gradient: nutpie cannot start there, PyMC can
+    model = posterior.build_model(est, blobs)
+    with model:
+        pm.Normal("z", 0.0, 1.0)
+    with pytest.raises(ValueError, match=r"exactly 0 in z at the starting point.*sampler='pymc'"):
+        posterior.sample_posterior(est, blobs, model=model)
+    with pytest.raises(_Sampled):
+        posterior.sample_posterior(est, blobs, model=model, sampler="pymc")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ct", ["full", "diag"])
+def test_constant_column_samples_with_nutpie(ct):
+    """The flagship degenerate case: nutpie used to fail with "Invalid initial point" (a Rust
+    backtrace) after compiling, while PyMC's NUTS sampled the same model."""
+    X, est = fit_degenerate("constant_column", ct)
+    with convergence_warnings():  # 2 x 100 draws may fail the convergence checks
+        idata = posterior.sample_posterior(est, X, draws=100, tune=100, chains=2, random_seed=1, progressbar=False)
+    assert idata["posterior"]["means"].shape == (2, 100, 2, 2)
+    assert float(idata["sample_stats"]["diverging"].mean()) < 0.05
+    for group in ("posterior", "log_likelihood"):
+        assert all(np.all(np.isfinite(var.values)) for var in idata[group].data_vars.values())
