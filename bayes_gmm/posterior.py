@@ -1,7 +1,7 @@
 """The full posterior of the MAP-EM model, sampled with PyMC (nutpie or PyMC's NUTS).
 
 The PyMC model uses *exactly* the prior that :class:`~bayes_gmm.MapEM` resolved (its ``prior_``;
-see ``MATH.md``): Dirichlet weights, normal-inverse-Wishart (full, tied) or normal-inverse-gamma
+see ``docs/MATH.md``): Dirichlet weights, normal-inverse-Wishart (full, tied) or normal-inverse-gamma
 (diag, spherical) means and covariances.  Its free variables are the mixture parameters
 themselves, in scikit-learn's shapes::
 
@@ -20,7 +20,7 @@ The inverse-Wishart has its own normalised log density on the covariance matrix;
 Bartlett coordinates through a transform with an explicit Jacobian: with ``R`` a fixed lower
 triangular matrix (the Cholesky factor of the MAP precision), ``Sigma^{-1} = (R A)(R A)^T`` and
 the unconstrained vector holds ``log A_jj`` and the ``A_ij`` below the diagonal.  With ``R`` the
-Cholesky factor of ``Psi0^{-1}`` these are exactly the Bartlett variables of ``MATH.md``; anchoring
+Cholesky factor of ``Psi0^{-1}`` these are exactly the Bartlett variables of ``docs/MATH.md``; anchoring
 ``R`` at the MAP estimate (and the means at the MAP means, scaled by their posterior spread) only
 changes the coordinates NUTS moves in, not the density, and makes the posterior close to a
 standard normal there.  Chains start next to the MAP-EM solution (0.001 away in each of these
