@@ -60,8 +60,14 @@ class MapEM(BaseGaussianMixtureEM):
         smaller values approach maximum likelihood.  Ignored when ``prior`` is given.
     covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
         ``"spherical"`` gives every column the same variance, so it only makes sense for columns
-        in the same units; it warns when the column standard deviations differ by more than a
-        factor of 10 (standardise X first, or use ``"diag"``).
+        in the same units: no prior can make that *model* equivariant to rescaling one column.
+        It is fitted with one common scale for all columns (equivariant to a common rescaling
+        and to shifts) and warns when the column standard deviations differ by more than a
+        factor of 10.  To standardise the columns first, use scikit-learn's pipeline,
+        ``make_pipeline(StandardScaler(), MapEM(k, covariance_type="spherical"))``, which is
+        exactly a per-column standardisation undone at prediction (the parameters then describe
+        the standardised data); there is no ``standardize=`` option, which would only duplicate
+        it.
     alpha : float, default=None
         Dirichlet concentration of the weights, between 1 and 1e8.  None means 2 (one
         pseudo-observation per component), so no weight can reach zero; ``alpha=1`` is

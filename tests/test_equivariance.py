@@ -355,3 +355,17 @@ def test_spherical_warns_when_columns_are_in_different_units(rng):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         MapEM(2, covariance_type="spherical", random_state=0).fit(X * [1.0, 3.0])
+
+
+def test_spherical_through_a_standardising_pipeline_is_equivariant_per_column():
+    """The documented route for spherical with columns in different units."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X = _wine()
+    s = 10.0 ** np.random.default_rng(3).uniform(-100, 100, X.shape[1])
+    a = make_pipeline(StandardScaler(), MapEM(3, covariance_type="spherical", n_init=3, random_state=0)).fit(X)
+    b = make_pipeline(StandardScaler(), MapEM(3, covariance_type="spherical", n_init=3, random_state=0)).fit(X * s)
+    assert adjusted_rand_score(a.predict(X), b.predict(X * s)) == 1.0
+    assert adjusted_rand_score(load_wine().target, a.predict(X)) > 0.8
+    np.testing.assert_allclose(np.sort(a[-1].covariances_), np.sort(b[-1].covariances_), rtol=1e-8)
