@@ -496,7 +496,10 @@ def test_posterior_writes_its_files(data_dir, fitted_dir):
         "--draws", 60, "--tune", 60, "--chains", 2, "--out", out,
     )
     assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr and "warning" not in result.stderr
+    assert "Traceback" not in result.stderr
+    # 2 x 60 draws are too few to converge: the only warnings allowed are the ones that say so
+    warned = [line for line in result.stderr.splitlines() if "warning" in line.lower()]
+    assert all("converge" in line or "samples" in line or "R-hat" in line for line in warned), warned
     for name in ("model.json", "posterior_draws.csv", "comparison.csv", "summary.txt",
                  "posterior_ellipses.png", "posterior_weights.png", "chains.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name

@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from conftest import convergence_warnings  # noqa: E402
 
 from bayes_gmm import MapEM, make_seed_problem  # noqa: E402
 from bayes_gmm.demo import _markdown_table, run_demo, seed_problem_holdout  # noqa: E402
@@ -36,8 +37,10 @@ def test_markdown_table():
 @pytest.mark.slow
 def test_demo_writes_the_report(tmp_path, capsys):
     lines = []
-    out = run_demo(tmp_path / "demo", seed=0, echo=lines.append, draws=100, tune=150, chains=2,
-                   progressbar=False)
+    with convergence_warnings() as warned:  # 2 x (150 + 100) draws: too short to converge
+        out = run_demo(tmp_path / "demo", seed=0, echo=lines.append, draws=100, tune=150, chains=2,
+                       progressbar=False)
+    assert all("R-hat" in message or "ESS" in message for message in warned)
     assert capsys.readouterr().out == ""  # the library never prints: narration goes to echo
     text = "\n".join(lines)
     assert "FAILED at EM iteration" in text and "R-hat" in text and "Report written" in text

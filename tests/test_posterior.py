@@ -6,17 +6,15 @@ add two small ones (a constant column, full and diag).  The convergence warning 
 fabricated posteriors (``_posterior_fakes``).
 """
 
-import contextlib
 import re
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
 import xarray as xr
 from _posterior_fakes import fake_posterior, niw_posterior, unconverged
-from conftest import COVARIANCE_TYPES, make_blobs3
+from conftest import COVARIANCE_TYPES, convergence_warnings, make_blobs3
 from scipy import stats
 
 from bayes_gmm import ConvergenceWarning, MapEM, log_posterior
@@ -74,23 +72,6 @@ def random_parameters(est, rng):
     else:
         cov = cov * np.exp(0.5 * rng.standard_normal(cov.shape))
     return {"weights": weights, "means": means, "covariances": cov}
-
-
-@contextlib.contextmanager
-def convergence_warnings():
-    """Collect the ConvergenceWarnings' messages; every other warning stays an error.
-
-    (``pytest.warns`` records every warning and re-raises the others on exit: among them the
-    DeprecationWarning CPython issues, and otherwise drops as an error, when PyMC forks its chain
-    processes from a process where nutpie has started threads.)
-    """
-    messages = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        yield messages
-    messages += [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
-    others = [f"{w.category.__name__}: {w.message}" for w in caught if not issubclass(w.category, ConvergenceWarning)]
-    assert not others, others
 
 
 def map_values(est):
