@@ -16,7 +16,7 @@
 # # 2. The full posterior of the seed problem, beside the MAP estimate
 #
 # MAP-EM gives the posterior *mode*. `bayes_gmm.sample_posterior` samples the whole posterior of the
-# **same** model (same prior object, `docs/MATH.md`) with NUTS (nutpie), starting every chain at the
+# **same** model (same prior object, `docs/MATH.md`) with NUTS (nutpie), starting every chain next to the
 # MAP-EM solution and relabelling every draw to MAP-EM's components afterwards, so that R-hat and
 # ESS mean something. Here we check the chains, put MAP and posterior side by side
 # (`bayes_gmm.compare`), look at the uncertainty of the ellipses and of the cluster memberships,
