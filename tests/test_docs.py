@@ -12,13 +12,39 @@ import bayes_gmm.prior
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_readme_usage_example_runs(capsys):
+_PRINTED = re.compile(r"^(?P<indent>\s*)print\((?P<args>.*)\)\s+# (?P<expected>.+)$")
+
+
+def test_readme_usage_example_prints_what_it_says(capsys):
+    """Every ``print(...)  # value`` of the README's first example prints that value (a trailing
+    ``...`` means "starts with"), as a user running it would see."""
     text = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
     assert blocks, "the README has no python example"
-    exec(compile(blocks[0], "README.md", "exec"), {})
-    out = capsys.readouterr().out
-    assert "EM iteration" in out and "True" in out
+    checks = []
+
+    def rewrite(line):
+        match = _PRINTED.match(line)
+        if not match:
+            return line
+        expected = match["expected"].strip().strip('"')
+        checks.append(expected)
+        return f"{match['indent']}_printed(({match['args']},), {expected!r})"
+
+    seen = []
+
+    def printed(values, expected):
+        shown = " ".join(str(v) for v in values)
+        seen.append(expected)
+        prefix = expected[:-3].rstrip() if expected.endswith("...") else None
+        if prefix is None:
+            assert shown == expected, (shown, expected)
+        else:
+            assert shown.startswith(prefix), (shown, expected)
+
+    code = "\n".join(rewrite(line) for line in blocks[0].splitlines())
+    exec(compile(code, "README.md", "exec"), {"_printed": printed})
+    assert len(checks) >= 3 and seen == checks  # every printed value was checked
 
 
 @pytest.mark.parametrize("module", [bayes_gmm.prior, bayes_gmm.map_em])
