@@ -118,58 +118,41 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
             raise ValueError(f"init_params must be one of {INIT_METHODS} or an array, got None.")
         return family
 
-    def _initial_responsibilities(self, X, sample_weight, rng) -> np.ndarray:
-        n, k = X.shape[0], self.k
-        init = self.init_params
-        if not isinstance(init, str):
-            arr = np.asarray(init)
-            if arr.ndim == 1:
-                if arr.shape[0] != n or arr.dtype.kind not in "iu" or arr.min() < 0 or arr.max() >= k:
-                    raise ValueError(
-                        f"init_params given as labels must be {n} integers in [0, {k - 1}], one "
-                        "per row of X."
-                    )
-                resp = np.zeros((n, k))
-                resp[np.arange(n), arr] = 1.0
-                return resp
-            if arr.shape != (n, k) or not np.all(np.isfinite(arr)) or np.any(arr < 0):
+    def _given_responsibilities(self, n: int) -> np.ndarray:
+        """Responsibilities (n, k) from ``init_params`` given as labels or as an array."""
+        k = self.k
+        arr = np.asarray(self.init_params)
+        if arr.ndim == 1:
+            if arr.shape[0] != n or arr.dtype.kind not in "iu" or arr.min() < 0 or arr.max() >= k:
                 raise ValueError(
-                    f"init_params given as responsibilities must be a non-negative finite "
-                    f"array of shape (n, k) = ({n}, {k}), got shape {arr.shape}."
+                    f"init_params given as labels must be {n} integers in [0, {k - 1}], one "
+                    "per row of X."
                 )
-            total = arr.sum(axis=1, keepdims=True)
-            if np.any(total <= 0):
-                raise ValueError("every row of the initial responsibilities needs a positive entry.")
-            return arr / total
-        if init == "random":
-            resp = rng.uniform(size=(n, k))
-            return resp / resp.sum(axis=1, keepdims=True)
-        Xf = np.asarray(X, dtype=float)
-        if init == "k-means++":
-            centers, _ = kmeans_plusplus(Xf, k, random_state=rng, sample_weight=sample_weight)
-        elif init == "random_from_data":
-            centers = Xf[rng.choice(n, size=k, replace=False)]
-        else:  # kmeans
-            km = KMeans(k, n_init=1, random_state=rng).fit(Xf, sample_weight=sample_weight)
-            centers = km.cluster_centers_
-        labels = _nearest(Xf, centers)
-        resp = np.zeros((n, k))
-        resp[np.arange(n), labels] = 1.0
-        return resp
+            resp = np.zeros((n, k))
+            resp[np.arange(n), arr] = 1.0
+            return resp
+        if arr.shape != (n, k) or not np.all(np.isfinite(arr)) or np.any(arr < 0):
+            raise ValueError(
+                f"init_params given as responsibilities must be a non-negative finite "
+                f"array of shape (n, k) = ({n}, {k}), got shape {arr.shape}."
+            )
+        total = arr.sum(axis=1, keepdims=True)
+        if np.any(total <= 0):
+            raise ValueError("every row of the initial responsibilities needs a positive entry.")
+        return arr / total
 
-    def _initial_statistics_by_blocks(self, X, sample_weight, rng) -> SufficientStatistics | None:
-        """Initial statistics of the named starts, by blocks of rows; None: use the plain path.
+    def _named_start_statistics(self, X, sample_weight, rng) -> SufficientStatistics:
+        """Initial statistics of a named start (``init_params`` a string), by blocks of rows.
 
         No (n, k) array is built: each block's responsibilities (random, or one-hot from the
         nearest seed) feed the statistics as they are made, through the engine's GEMM kernels
         (the plain reference scatter, one (n, d) temporary per component, took half of a
         two-iteration fit at (2e5, 10, 10)).  k-means++ seeds are scikit-learn's
         (``kmeans_plusplus``; for data too large for its (n, t) arrays the engine's version,
-        which draws the same random numbers).  "kmeans" and given arrays use the plain path.
+        which draws the same random numbers); "kmeans" seeds are the centres of scikit-learn's
+        ``KMeans`` (on the whole array).
         """
         init, k = self.init_params, int(self.k)
-        if not isinstance(init, str) or init == "kmeans":
-            return None
         if init == "random":
 
             def responsibilities(block, Xb):
@@ -181,6 +164,9 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
                 centers = _engine.kmeans_plusplus(X, k, sample_weight, rng)
             elif init == "k-means++":
                 centers, _ = kmeans_plusplus(np.asarray(X, dtype=float), k, random_state=rng, sample_weight=sample_weight)
+            elif init == "kmeans":
+                km = KMeans(k, n_init=1, random_state=rng).fit(np.asarray(X, dtype=float), sample_weight=sample_weight)
+                centers = km.cluster_centers_
             else:  # random_from_data
                 centers = np.asarray(X[rng.choice(X.shape[0], size=k, replace=False)], dtype=float)
 
@@ -197,9 +183,10 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
         k = self.k
         need_resp = self.weights_init is None or self.means_init is None or self.precisions_init is None
         if need_resp:
-            stats = self._initial_statistics_by_blocks(X, sample_weight, rng)
-            if stats is None:
-                resp = self._initial_responsibilities(X, sample_weight, rng)
+            if isinstance(self.init_params, str):
+                stats = self._named_start_statistics(X, sample_weight, rng)
+            else:
+                resp = self._given_responsibilities(n)
                 stats = family.statistics_from_responsibilities(np.asarray(X, dtype=float), resp, sample_weight)
             weights, means, covariances = self._m_step(stats)
         else:
@@ -290,6 +277,8 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
     def _fit(self, X, sample_weight) -> np.ndarray:
         X = self._validate_X(X, reset=True)
         n, d = X.shape
+        # a float32 fit keeps its results in float32, as scikit-learn's estimators do
+        self._fit_dtype = np.float32 if X.dtype == np.float32 else np.float64
         self._family = self._check_parameters(n, d)
         sample_weight = check_sample_weight(sample_weight, n)
         scaling = self._fit_scaling = self._scaling(X, sample_weight)
@@ -321,14 +310,10 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
         """A fit in standardised units, moved to the data's: ``x = c + s z``."""
         family, p = self._family, result.params
         covariances = family.rescale_covariances(p.covariances, scaling.scale)
-        prec_chol = family.rescale_precisions_cholesky(p.precisions_cholesky, scaling.scale)
-        params = GaussianParams(
-            p.weights,
-            scaling.means_to_data(p.means),
-            covariances,
-            prec_chol,
-            family.covariances_cholesky_from_precisions(prec_chol),
-        )
+        # precision factor S^-1 P, covariance factor S L: both rows scaled, nothing refactored
+        prec_chol = family.scale_factor_rows(p.precisions_cholesky, 1.0 / scaling.scale)
+        cov_chol = family.scale_factor_rows(p.covariances_cholesky, scaling.scale)
+        params = GaussianParams(p.weights, scaling.means_to_data(p.means), covariances, prec_chol, cov_chol)
         if not all(np.all(np.isfinite(a)) for a in (params.means, covariances, prec_chol, params.covariances_cholesky)):
             raise ValueError(
                 "the fitted covariances cannot be written in the units of X: they overflow or "
@@ -360,8 +345,6 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
         from sklearn.utils.validation import _check_feature_names, _check_n_features
 
         Xc = check_data(X)
-        if reset:  # a float32 fit keeps its results in float32, as scikit-learn's estimators
-            self._fit_dtype = np.float32 if Xc.dtype == np.float32 else np.float64
         _check_feature_names(self, X, reset=reset)
         if not reset:
             check_is_fitted(self)
@@ -461,10 +444,6 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
 
 
 # ----------------------------------------------------------------------------------------
-def _nearest(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
-    return _engine.nearest_center(X, centers)
-
-
 #: Starting values further than this from the data (in standardised units) cannot be
 #: whitened without overflow.
 _FAR = 1e150

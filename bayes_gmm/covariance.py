@@ -262,8 +262,12 @@ class CovarianceFamily:
         """Covariances (family shape; leading axes kept) of the data ``x * scale`` (scale (d,))."""
         raise NotImplementedError
 
-    def rescale_precisions_cholesky(self, prec_chol: np.ndarray, scale: np.ndarray) -> np.ndarray:
-        """Precision Cholesky factors of the data ``x * scale`` (``precision = P P^T``)."""
+    def scale_factor_rows(self, factor: np.ndarray, row_scale: np.ndarray) -> np.ndarray:
+        """A Cholesky factor (or standard deviation) with row ``j`` multiplied by ``row_scale_j``.
+
+        For the data ``x * s``: the covariance factor is ``S L`` (``row_scale = s``) and the
+        precision factor ``S^-1 P`` (``row_scale = 1 / s``).
+        """
         raise NotImplementedError
 
     def log_jacobian(self, n_components: int, scale: np.ndarray) -> float:
@@ -439,9 +443,8 @@ class _MatrixFamily(CovarianceFamily):
     def rescale_covariances(self, covariances, scale):
         return np.asarray(covariances, dtype=float) * np.multiply.outer(scale, scale)
 
-    def rescale_precisions_cholesky(self, prec_chol, scale):
-        # precision_x = S^-1 precision_z S^-1, so P_x = S^-1 P_z: row j divided by s_j
-        return np.asarray(prec_chol, dtype=float) / np.asarray(scale, dtype=float)[:, None]
+    def scale_factor_rows(self, factor, row_scale):
+        return np.asarray(factor, dtype=float) * np.asarray(row_scale, dtype=float)[:, None]
 
     def _matrices(self, n_components: int) -> int:
         raise NotImplementedError
@@ -773,8 +776,8 @@ class DiagCovariance(_VarianceFamily):
     def rescale_covariances(self, covariances, scale):
         return np.asarray(covariances, dtype=float) * np.asarray(scale, dtype=float) ** 2
 
-    def rescale_precisions_cholesky(self, prec_chol, scale):
-        return np.asarray(prec_chol, dtype=float) / np.asarray(scale, dtype=float)
+    def scale_factor_rows(self, factor, row_scale):
+        return np.asarray(factor, dtype=float) * np.asarray(row_scale, dtype=float)
 
     def log_jacobian(self, n_components, scale):
         return float(2.0 * n_components * np.sum(np.log(scale)))
@@ -853,8 +856,8 @@ class SphericalCovariance(_VarianceFamily):
     def rescale_covariances(self, covariances, scale):
         return np.asarray(covariances, dtype=float) * self._common(scale) ** 2
 
-    def rescale_precisions_cholesky(self, prec_chol, scale):
-        return np.asarray(prec_chol, dtype=float) / self._common(scale)
+    def scale_factor_rows(self, factor, row_scale):
+        return np.asarray(factor, dtype=float) * self._common(row_scale)
 
     def log_jacobian(self, n_components, scale):
         return float(2.0 * n_components * np.log(self._common(scale)))

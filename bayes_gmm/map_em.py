@@ -11,7 +11,7 @@ from . import _engine
 from ._base import BaseGaussianMixtureEM
 from ._validation import check_data
 from .covariance import GaussianParams, SufficientStatistics, get_family
-from .prior import NIWPrior, check_alpha, check_prior_strength
+from .prior import NIWPrior
 from .scaling import column_scaling
 
 #: ``MapEM`` warns when a spherical fit sees column scales further apart than this factor.
@@ -173,7 +173,7 @@ class MapEM(BaseGaussianMixtureEM):
         # the fit runs in standardised units (bayes_gmm.scaling): the same fit whatever the units
         scaling = column_scaling(X, sample_weight, common=self._family.common_scale)
         if self._family.common_scale:
-            _warn_unequal_scales(X, scaling, sample_weight)
+            _warn_unequal_scales(scaling)
         return scaling
 
     def _objective_offset(self, scaling, total_weight):
@@ -186,10 +186,7 @@ class MapEM(BaseGaussianMixtureEM):
         )
 
     def _prepare(self, Z, sample_weight, scaling):
-        if self.prior is None:
-            check_prior_strength(self.prior_strength)
-            if self.alpha is not None:
-                check_alpha(self.alpha)
+        if self.prior is None:  # from_standardized checks prior_strength and alpha
             prior_fit = NIWPrior.from_standardized(
                 Z,
                 int(self.k),
@@ -232,12 +229,11 @@ class MapEM(BaseGaussianMixtureEM):
         return log_posterior(X, self.weights_, self.means_, self.covariances_, self.prior_, sample_weight)
 
 
-def _warn_unequal_scales(X, scaling, sample_weight) -> None:
+def _warn_unequal_scales(scaling) -> None:
     """A spherical component assumes every column in the same units: say so when they are not."""
-    live = ~scaling.constant
-    if live.sum() < 2:
+    per_column = scaling.sd[~scaling.constant & (scaling.sd > 0)]
+    if per_column.size < 2:
         return
-    per_column = column_scaling(X, sample_weight, common=False).scale[live]
     ratio = float(per_column.max() / per_column.min())
     if ratio > SPHERICAL_SCALE_RATIO:
         warnings.warn(

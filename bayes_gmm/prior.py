@@ -158,21 +158,14 @@ def check_alpha(value: Any) -> float:
 
 
 def _check_covariance_type(covariance_type: Any) -> str:
-    from .covariance import COVARIANCE_FAMILIES
+    from .covariance import get_family  # the registry's own check and message
 
-    if not isinstance(covariance_type, str) or covariance_type not in COVARIANCE_FAMILIES:
-        raise ValueError(
-            f"covariance_type must be one of {tuple(COVARIANCE_FAMILIES)}, got {covariance_type!r}."
-        )
-    return covariance_type
+    return get_family(covariance_type).name
 
 
 def _check_prior_data(X):
-    if type(X).__module__.startswith(("dask.", "bayes_gmm.")) or isinstance(X, np.ndarray):
-        if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-            raise ValueError(f"X must be a non-empty 2-D array, got shape {X.shape}.")
-        return X
-    X = np.asarray(X, dtype=float)
+    lazy = type(X).__module__.startswith(("dask.", "bayes_gmm.")) or isinstance(X, np.ndarray)
+    X = X if lazy else np.asarray(X, dtype=float)  # dask arrays and ScaledRows stay as they are
     if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
         raise ValueError(f"X must be a non-empty 2-D array, got shape {X.shape}.")
     return X

@@ -55,11 +55,14 @@ class ColumnScaling:
         Column centres and scales (> 0).
     constant : ndarray of bool, shape (d,)
         Columns whose rows (those with positive weight) all hold the same number.
+    sd : ndarray of shape (d,)
+        The column standard deviations (``scale`` is the common one where ``common=True``).
     """
 
     center: np.ndarray
     scale: np.ndarray
     constant: np.ndarray
+    sd: np.ndarray
 
     @property
     def log_scale_sum(self) -> float:
@@ -80,11 +83,12 @@ class ColumnScaling:
             return ScaledRows(X, self)
         return self.transform_block(X)
 
-    def transform_block(self, X: np.ndarray) -> np.ndarray:
+    def transform_block(self, X: np.ndarray, columns=slice(None)) -> np.ndarray:
+        """:meth:`transform` of an in-memory block holding the columns ``columns`` of X."""
         X = np.asarray(X)
         dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
-        Z = np.subtract(X, self.center, dtype=np.float64)
-        Z /= self.scale
+        Z = np.subtract(X, self.center[columns], dtype=np.float64)
+        Z /= self.scale[columns]
         return Z.astype(dtype, copy=False)
 
     def means_to_data(self, means: np.ndarray) -> np.ndarray:
@@ -114,9 +118,7 @@ class ScaledRows:
     def __getitem__(self, key):
         if isinstance(key, tuple):  # [rows, columns]: only those cells are read
             rows, cols = key
-            block = np.asarray(self.base[rows, cols], dtype=np.float64)
-            out = (block - self.scaling.center[cols]) / self.scaling.scale[cols]
-            return out.astype(self.dtype, copy=False)
+            return self.scaling.transform_block(self.base[rows, cols], cols)
         block = np.asarray(self.base[key])
         if block.ndim == 1:
             return self.scaling.transform_block(block[None, :])[0]
@@ -190,7 +192,7 @@ def column_scaling(X, sample_weight: np.ndarray | None = None, *, common: bool =
     else:
         fallback = np.where(magnitude > 0, CONSTANT_SCALE * magnitude, 1.0)
         scale = np.where(constant | ~(sd > 0), fallback, sd)
-    return ColumnScaling(center.astype(np.float64), scale.astype(np.float64), constant)
+    return ColumnScaling(center.astype(np.float64), scale.astype(np.float64), constant, sd)
 
 
 def _check_range(spread: np.ndarray, constant: np.ndarray) -> None:
