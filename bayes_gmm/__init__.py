@@ -40,6 +40,9 @@ _LAZY = {
     "posterior_membership": ".posterior",
     "posterior_predictive_density": ".posterior",
     "sample_posterior_predictive": ".posterior",
+    "PosteriorSampler": ".posterior_sampler",
+    "get_posterior_sampler": ".posterior_sampler",
+    "clear_posterior_cache": ".posterior_sampler",
     # ArviZ diagnostics (bayes_gmm.diagnostics)
     "compare": ".diagnostics",
     "to_datatree": ".diagnostics",

@@ -38,11 +38,13 @@ from __future__ import annotations
 
 import json
 import numbers
+import sys
 import warnings
 from collections.abc import Mapping
 
 import numpy as np
 import pymc as pm
+import pytensor
 import pytensor.tensor as pt
 import xarray as xr
 from pymc.initial_point import make_initial_point_fn
@@ -127,22 +129,31 @@ class PrecisionCholeskyTransform(Transform):
 
     Parameters
     ----------
-    reference : ndarray of shape (..., d, d)
-        Lower triangular ``R`` with a positive diagonal, one per batch entry.
+    reference : ndarray of shape (..., d, d), optional
+        Lower triangular ``R`` with a positive diagonal, one per batch entry.  If not given,
+        ``R`` is the last parameter of the distribution (a graph input).
+    d : int, optional
+        The matrix size, when ``reference`` is not given.
     """
 
     name = "bartlett"
     ndim_supp = 2
 
-    def __init__(self, reference: np.ndarray):
-        reference = np.asarray(reference, dtype=np.float64)
-        self.reference = reference
-        d = reference.shape[-1]
+    def __init__(self, reference=None, *, d: int | None = None):
+        # reference=None: R is the distribution's last parameter (an input of the graph, so that
+        # a compiled model is reused across data sets: see bayes_gmm.posterior_sampler)
+        self.reference = None if reference is None else pt.as_tensor_variable(np.asarray(reference, dtype=np.float64))
+        if d is None:
+            if self.reference is None:
+                raise ValueError("give the reference or the matrix size d.")
+            d = self.reference.type.shape[-1]
         self.d = d
         rows, cols = np.tril_indices(d)
         self.rows, self.cols = rows, cols
         self.diag_pos = np.flatnonzero(rows == cols)
-        self.log_ref_diag_sum = np.sum(np.log(np.diagonal(reference, axis1=-2, axis2=-1)), axis=-1)
+
+    def _reference(self, inputs):
+        return self.reference if self.reference is not None else pt.as_tensor_variable(inputs[-1])
 
     def _lower(self, value):
         packed = pt.set_subtensor(value[..., self.diag_pos], pt.exp(value[..., self.diag_pos]))
@@ -153,13 +164,13 @@ class PrecisionCholeskyTransform(Transform):
         value = pt.as_tensor_variable(value)
         # Declared lower triangular, so that PyTensor's rewrites turn the log densities'
         # cholesky(inv(Sigma)) back into B: the sampled graph has no factorisation or solve.
-        B = assume(pt.matmul(pt.as_tensor_variable(self.reference), self._lower(value)), lower_triangular=True)
+        B = assume(pt.matmul(self._reference(inputs), self._lower(value)), lower_triangular=True)
         return pt.linalg.inv(pt.matmul(B, pt.swapaxes(B, -1, -2)))
 
     def forward(self, value, *inputs):
         value = pt.as_tensor_variable(value)
         B = pt.linalg.cholesky(pt.linalg.inv(value), lower=True, check_finite=False)
-        ref = pt.broadcast_to(pt.as_tensor_variable(self.reference), B.shape)
+        ref = pt.broadcast_to(self._reference(inputs), B.shape)
         A = pt.linalg.solve_triangular(ref, B, lower=True, check_finite=False)
         packed = A[..., self.rows, self.cols]
         return pt.set_subtensor(packed[..., self.diag_pos], pt.log(packed[..., self.diag_pos]))
@@ -171,18 +182,18 @@ class PrecisionCholeskyTransform(Transform):
         return (
             d * np.log(2.0)
             - pt.sum(coef * value[..., self.diag_pos], axis=-1)
-            - (d + 1) * self.log_ref_diag_sum
+            - (d + 1) * pt.sum(pt.log(pt.diagonal(self._reference(inputs), axis1=-2, axis2=-1)), axis=-1)
         )
 
 
 class AffineTransform(Transform):
     """``x = loc + scale z``: a fixed affine change of coordinates (log Jacobian constant).
 
+    ``loc`` (..., d) and ``scale`` (..., d, d) (lower triangular, ``multivariate=True``) or
+    (..., d) (elementwise) are the distribution's last two parameters (graph inputs).
+
     Parameters
     ----------
-    loc : ndarray of shape (..., d)
-    scale : ndarray of shape (..., d, d) (lower triangular, ``multivariate=True``) or (..., d)
-        (elementwise).
     multivariate : bool
         Whether the distribution's log density sums over the last axis (an ``MvNormal``) or is
         elementwise (a ``Normal``); the log Jacobian has the matching shape.
@@ -190,35 +201,35 @@ class AffineTransform(Transform):
 
     name = "affine"
 
-    def __init__(self, loc: np.ndarray, scale: np.ndarray, *, multivariate: bool):
-        self.loc = np.asarray(loc, dtype=np.float64)
-        self.scale = np.asarray(scale, dtype=np.float64)
+    def __init__(self, *, multivariate: bool):
         self.multivariate = multivariate
-        if multivariate:
-            self.ndim_supp = 1
-            self.scale_inv = np.linalg.inv(self.scale)
-            self.log_det = np.sum(np.log(np.diagonal(self.scale, axis1=-2, axis2=-1)), axis=-1)
-        else:
-            self.ndim_supp = 0
-            self.log_det = np.log(self.scale)
+        self.ndim_supp = 1 if multivariate else 0
+
+    def _loc_scale(self, inputs):
+        return pt.as_tensor_variable(inputs[-2]), pt.as_tensor_variable(inputs[-1])
 
     def backward(self, value, *inputs):
         value = pt.as_tensor_variable(value)
+        loc, scale = self._loc_scale(inputs)
         if self.multivariate:
-            return self.loc + pt.matmul(self.scale, value[..., None])[..., 0]
-        return self.loc + self.scale * value
+            return loc + pt.matmul(scale, value[..., None])[..., 0]
+        return loc + scale * value
 
     def forward(self, value, *inputs):
         value = pt.as_tensor_variable(value)
+        loc, scale = self._loc_scale(inputs)
         if self.multivariate:
-            return pt.matmul(self.scale_inv, (value - self.loc)[..., None])[..., 0]
-        return (value - self.loc) / self.scale
+            centred = (value - loc)[..., None]
+            return pt.linalg.solve_triangular(scale, centred, lower=True, b_ndim=2, check_finite=False)[..., 0]
+        return (value - loc) / scale
 
     def log_jac_det(self, value, *inputs):
         value = pt.as_tensor_variable(value)
+        _, scale = self._loc_scale(inputs)
         if self.multivariate:
-            return pt.zeros_like(value[..., 0]) + self.log_det
-        return pt.zeros_like(value) + self.log_det
+            log_det = pt.sum(pt.log(pt.diagonal(scale, axis1=-2, axis2=-1)), axis=-1)
+            return pt.zeros_like(value[..., 0]) + log_det
+        return pt.zeros_like(value) + pt.log(scale)
 
 
 # ----------------------------------------------------------------------------------------
@@ -246,14 +257,19 @@ def invwishart_logp(value, nu, psi):
 
     ``value`` has shape (..., d, d); the result has shape (...,).
     """
+    psi = pt.as_tensor_variable(psi)
+    return _invwishart_logp_chol(value, nu, pt.linalg.cholesky(psi, lower=True, check_finite=False))
+
+
+def _invwishart_logp_chol(value, nu, psi_chol):
+    """:func:`invwishart_logp` with ``Psi = C C^T`` given by its lower Cholesky factor ``C``."""
     value = pt.as_tensor_variable(value)
     nu = pt.as_tensor_variable(nu)
-    psi = pt.as_tensor_variable(psi)
+    C = pt.as_tensor_variable(psi_chol)
     d = value.type.shape[-1]
     if d is None:
         raise ValueError("the inverse-Wishart needs a static matrix size.")
     P, logdet = _precision_cholesky(value)
-    C = pt.linalg.cholesky(psi, lower=True, check_finite=False)
     logdet_psi = 2.0 * pt.sum(pt.log(pt.diagonal(C, axis1=-2, axis2=-1)), axis=-1)
     # trace(Psi Sigma^-1) = ||C^T P||_F^2
     trace = pt.sum(pt.matmul(pt.swapaxes(C, -1, -2), P) ** 2, axis=(-2, -1))
@@ -281,6 +297,42 @@ def _mean_random(m0, kappa0, covariance, rng=None, size=None):
     shape = np.broadcast_shapes(np.shape(m0), L.shape[:-1]) if size is None else (*np.atleast_1d(size), L.shape[-1])
     eps = rng.standard_normal(shape)
     return m0 + np.einsum("...ij,...j->...i", np.broadcast_to(L, (*shape, L.shape[-1])), eps)
+
+
+def _normal_mean_logp(value, m0, kappa0, variance):
+    """Log density of ``N(m0, variance / kappa0)`` at ``value``, elementwise (diag, spherical)."""
+    return 0.5 * (pt.log(kappa0) - _LOG_2PI - pt.log(variance)) - 0.5 * kappa0 * (value - m0) ** 2 / variance
+
+
+def _normal_mean_random(m0, kappa0, variance, rng=None, size=None):
+    rng = np.random.default_rng(rng)
+    sd = np.sqrt(np.asarray(variance, dtype=float) / kappa0)
+    shape = np.broadcast_shapes(np.shape(m0), np.shape(sd)) if size is None else tuple(np.atleast_1d(size))
+    return m0 + sd * rng.standard_normal(shape)
+
+
+def _anchored(fn, n_anchor: int):
+    """``logp(value, *params)`` or ``support_point(rv, size, *params)`` of a distribution whose
+    last ``n_anchor`` parameters only anchor its transform."""
+
+    def without_anchor(*args):
+        return fn(*args[: len(args) - n_anchor])
+
+    return without_anchor
+
+
+def _anchored_random(fn, n_anchor: int):
+    """``random(*params, rng=, size=)`` of such a distribution."""
+
+    def without_anchor(*params, rng=None, size=None):
+        return fn(*params[: len(params) - n_anchor], rng=rng, size=size)
+
+    return without_anchor
+
+
+def _invwishart_random_chol(nu, psi_chol, rng=None, size=None):
+    psi_chol = np.asarray(psi_chol, dtype=float)
+    return _invwishart_random(nu, psi_chol @ np.swapaxes(psi_chol, -1, -2), rng=rng, size=size)
 
 
 def _invwishart_random(nu, psi, rng=None, size=None):
@@ -317,15 +369,16 @@ def _mixture_logp_factory(covariance_type: str, d: int):
 
     cov_ndim = {"full": 3, "tied": 2, "diag": 2, "spherical": 1}[covariance_type]
 
-    def logp(value, weights, means, covariances):
+    def logp(value, weights, means, covariances, features, centre):
+        # features: the data's quadratic features (_quadratic_features of the rows minus
+        # centre), inputs of the graph like the data themselves, computed once per data set
         weights = _core(weights, 1)
         means = _core(means, 2)
         covariances = _core(covariances, cov_ndim)
+        centre = _core(centre, 1)
         k = means.shape[0]
         # quad_ik = (x_i - mu_k)^T Lambda_k (x_i - mu_k) as one matrix product of data features
         # (x x^T, x) with per-component coefficients; centring keeps the expansion accurate
-        centre = pt.mean(value, axis=0)
-        x = value - centre
         mu = means - centre
         if covariance_type in ("full", "tied"):
             P, logdet = _precision_cholesky(covariances)
@@ -333,19 +386,18 @@ def _mixture_logp_factory(covariance_type: str, d: int):
             if covariance_type == "tied":
                 prec = pt.broadcast_to(prec, (k, d, d))
                 logdet = pt.broadcast_to(logdet, (k,))
-            features = pt.concatenate([(x[:, :, None] * x[:, None, :]).reshape((x.shape[0], d * d)), x], axis=1)
+            rows, cols = np.triu_indices(d)
             prec_mu = pt.matmul(prec, mu[:, :, None])[:, :, 0]
-            coef = pt.concatenate([prec.reshape((k, d * d)), -2.0 * prec_mu], axis=1)
+            second = prec[:, rows, cols] * np.where(rows == cols, 1.0, 2.0)
+            coef = pt.concatenate([second, -2.0 * prec_mu], axis=1)
             const = pt.sum(mu * prec_mu, axis=-1)
         elif covariance_type == "diag":
             inv_var = 1.0 / covariances
-            features = pt.concatenate([x**2, x], axis=1)
             coef = pt.concatenate([inv_var, -2.0 * mu * inv_var], axis=1)
             const = pt.sum(mu**2 * inv_var, axis=-1)
             logdet = pt.sum(pt.log(covariances), axis=-1)
         else:
             inv_var = 1.0 / covariances
-            features = pt.concatenate([pt.sum(x**2, axis=1, keepdims=True), x], axis=1)
             coef = pt.concatenate([inv_var[:, None], -2.0 * mu * inv_var[:, None]], axis=1)
             const = pt.sum(mu**2, axis=-1) * inv_var
             logdet = d * pt.log(covariances)
@@ -362,8 +414,12 @@ def _invwishart_support_point(rv, size, nu, psi):
     return pt.broadcast_to(psi / (nu[..., None, None] + d + 1.0), rv.shape)
 
 
+def _invwishart_support_point_chol(rv, size, nu, psi_chol):
+    return _invwishart_support_point(rv, size, nu, pt.matmul(psi_chol, pt.swapaxes(psi_chol, -1, -2)))
+
+
 def _mixture_random_factory(covariance_type: str):
-    def random(weights, means, covariances, rng=None, size=None):
+    def random(weights, means, covariances, features, centre, rng=None, size=None):
         rng = np.random.default_rng(rng)
         if np.ndim(weights) != 1:
             raise NotImplementedError("draws of the mixture need unbatched parameters.")
@@ -413,6 +469,9 @@ def build_model(est: MapEM, X, *, coords: Mapping | None = None) -> pm.Model:
     Returns
     -------
     pymc.Model
+        Every number taken from ``est`` and ``X`` (the data, the prior's hyper-parameters, the
+        MAP anchor of the transforms) is a PyTensor shared variable (``model_inputs``); the
+        graph depends only on ``(covariance_type, n_components, n_features)``.
         Free variables ``weights`` (component), ``means`` (component, feature) and
         ``covariances`` (shape of the covariance type, see the module docstring), all in the
         parameters' own (constrained) coordinates; the observed ``x`` (obs, feature) has the
@@ -431,8 +490,6 @@ def build_model(est: MapEM, X, *, coords: Mapping | None = None) -> pm.Model:
     est = _check_estimator(est)
     X = _check_X(est, X)
     n, d = X.shape
-    prior = est.prior_
-    ct = est.covariance_type
     k = int(est.weights_.shape[0])
     features = _feature_labels(est, d)
     all_coords = {
@@ -449,59 +506,140 @@ def build_model(est: MapEM, X, *, coords: Mapping | None = None) -> pm.Model:
     for name, size in (("component", k), ("feature", d), ("feature_bis", d), ("obs", n)):
         if len(all_coords[name]) != size:
             raise ValueError(f"coords[{name!r}] must have {size} entries, got {len(all_coords[name])}.")
+    model, inputs = _shared_model(est.covariance_type, k, d, all_coords)
+    set_model_inputs(inputs, model_input_values(est, X))
+    return model
 
+
+def _input_shapes(covariance_type: str, k: int, d: int) -> dict[str, tuple]:
+    """Static shapes of the model's shared inputs (``None``: any length)."""
+    n_features = {"full": d * (d + 3) // 2, "tied": d * (d + 3) // 2, "diag": 2 * d, "spherical": d + 1}
+    shapes = {"bgmm_x": (None, d), "bgmm_features": (None, n_features[covariance_type]), "bgmm_centre": (d,),
+              "bgmm_alpha": (), "bgmm_m0": (d,), "bgmm_kappa0": (), "bgmm_mean_loc": (k, d)}
+    if covariance_type in ("full", "tied"):
+        cov_shape = (k, d, d) if covariance_type == "full" else (d, d)
+        shapes.update(bgmm_nu0=(), bgmm_psi0_chol=(d, d), bgmm_cov_ref=cov_shape, bgmm_mean_scale=(k, d, d))
+    else:
+        shapes.update(bgmm_a0=(), bgmm_b0=(d,) if covariance_type == "diag" else (), bgmm_mean_scale=(k, d))
+    return shapes
+
+
+def model_input_values(est: MapEM, X) -> dict[str, np.ndarray]:
+    """Values of the model's shared inputs for a fitted estimator and data.
+
+    The data ``bgmm_x``, their quadratic features ``bgmm_features`` about their mean
+    ``bgmm_centre`` (the likelihood's matrix product); the prior (``bgmm_alpha``, ``bgmm_m0``, ``bgmm_kappa0``, and
+    ``bgmm_nu0``, ``bgmm_psi0_chol`` (the Cholesky factor of ``Psi0``) or ``bgmm_a0``, ``bgmm_b0``); the MAP anchor of the transforms
+    (``bgmm_cov_ref``: Cholesky factor of each MAP precision, full/tied; ``bgmm_mean_loc``,
+    ``bgmm_mean_scale``: MAP means and their posterior spread).
+    """
+    est = _check_estimator(est)
+    X = _check_X(est, X)
+    prior = est.prior_
     ref, mean_scale = _map_scales(est, X)
-    m0 = np.asarray(prior.m0, dtype=float)
-    with pm.Model(coords=all_coords) as model:
-        weights = pm.Dirichlet("weights", a=np.full(k, prior.alpha), dims="component")
+    centre = X.mean(axis=0)
+    values = {
+        "bgmm_x": X,
+        "bgmm_features": _quadratic_features(X - centre, est.covariance_type),
+        "bgmm_centre": centre,
+        "bgmm_alpha": prior.alpha,
+        "bgmm_m0": prior.m0,
+        "bgmm_kappa0": prior.kappa0,
+        "bgmm_mean_loc": est.means_,
+        "bgmm_mean_scale": mean_scale,
+    }
+    if est.covariance_type in ("full", "tied"):
+        values.update(bgmm_nu0=prior.nu0, bgmm_psi0_chol=prior.psi0_cholesky, bgmm_cov_ref=ref)
+    else:
+        values.update(bgmm_a0=prior.a0, bgmm_b0=prior.b0)
+    return {name: np.asarray(value, dtype=np.float64) for name, value in values.items()}
+
+
+def set_model_inputs(inputs: Mapping, values: Mapping) -> None:
+    """Set the shared inputs (``{name: shared variable}``) to ``values`` (``{name: array}``)."""
+    for name, var in inputs.items():
+        value = np.asarray(values[name], dtype=np.float64)
+        if value.ndim != var.type.ndim:
+            raise ValueError(f"{name} must have {var.type.ndim} dimensions, got shape {value.shape}.")
+        var.set_value(value)
+
+
+def _shared_model(covariance_type: str, k: int, d: int, coords: Mapping) -> tuple[pm.Model, dict]:
+    """The model's graph for ``(covariance_type, k, d)``, with its inputs as shared variables.
+
+    ``coords`` must hold ``component``, ``feature`` and ``feature_bis``; with ``obs`` as well,
+    the observed ``x`` has dims (obs, feature), else none (its length then follows the data).
+    Returns the model and ``{name: shared variable}``; the inputs hold placeholders until
+    :func:`set_model_inputs`.
+    """
+    ct = covariance_type
+    inputs = {}
+    for name, shape in _input_shapes(ct, k, d).items():
+        placeholder = np.ones(tuple(1 if s is None else s for s in shape))
+        if len(shape) >= 2 and shape[-2:] == (d, d) and name not in ("bgmm_x", "bgmm_features"):
+            placeholder = np.broadcast_to(np.eye(d), placeholder.shape).copy()
+        inputs[name] = pytensor.shared(placeholder, name=name, shape=shape)
+    x_dims = ("obs", "feature") if "obs" in coords else None
+    with pm.Model(coords=coords) as model:
+        weights = pm.Dirichlet("weights", a=pt.alloc(inputs["bgmm_alpha"], k), dims="component")
+        kappa0 = inputs["bgmm_kappa0"]
+        # the transforms' anchors are the distributions' last parameters: graph inputs that
+        # every rewrite and clone of the model (remove_value_transforms, ...) carries along
+        anchor = (inputs["bgmm_mean_loc"], inputs["bgmm_mean_scale"])
         if ct in ("full", "tied"):
+            # Psi0 enters as its Cholesky factor: no factorisation of an input in the graph
             covariances = pm.CustomDist(
                 "covariances",
-                float(prior.nu0),
-                np.asarray(prior.psi0, dtype=float),
-                logp=invwishart_logp,
-                random=_invwishart_random,
-                support_point=_invwishart_support_point,
-                signature="(),(p,p)->(p,p)",
-                transform=PrecisionCholeskyTransform(ref),
+                inputs["bgmm_nu0"],
+                inputs["bgmm_psi0_chol"],
+                inputs["bgmm_cov_ref"],
+                logp=_anchored(_invwishart_logp_chol, 1),
+                random=_anchored_random(_invwishart_random_chol, 1),
+                support_point=_anchored(_invwishart_support_point_chol, 1),
+                signature="(),(p,p),(p,p)->(p,p)",
+                transform=PrecisionCholeskyTransform(d=d),
                 dims=_COV_DIMS[ct],
             )
-            means = pm.CustomDist(
-                "means",
-                m0,
-                float(prior.kappa0),
-                covariances,
-                logp=_mean_logp,
-                random=_mean_random,
-                signature="(p),(),(p,p)->(p)",
-                dims=("component", "feature"),
-                transform=AffineTransform(est.means_, mean_scale, multivariate=True),
-            )
+            # mu_k | Sigma_k ~ N(m0, Sigma_k / kappa0)
+            mean_scale, mean_logp, mean_random = covariances, _mean_logp, _mean_random
+            mean_signature, multivariate = "(p),(),(p,p),(p),(p,p)->(p)", True
         else:
+            # the hyper-parameters are inputs, not constants: PyTensor's constant folding of
+            # gammaln(a0) (a Python implementation) was 1.9e-9 off scipy's, inputs are exact
             covariances = pm.InverseGamma(
-                "covariances", alpha=prior.a0, beta=np.asarray(prior.b0, dtype=float), dims=_COV_DIMS[ct]
+                "covariances", alpha=inputs["bgmm_a0"], beta=inputs["bgmm_b0"], dims=_COV_DIMS[ct]
             )
-            var = covariances if ct == "diag" else covariances[:, None]
-            means = pm.Normal(
-                "means",
-                mu=m0,
-                sigma=pt.sqrt(var / prior.kappa0),
-                dims=("component", "feature"),
-                transform=AffineTransform(est.means_, mean_scale, multivariate=False),
-            )
+            # mu_kj | sigma2_kj ~ N(m0_j, sigma2_kj / kappa0)
+            mean_scale = covariances if ct == "diag" else covariances[:, None]
+            mean_logp, mean_random = _normal_mean_logp, _normal_mean_random
+            mean_signature, multivariate = "(),(),(),(),()->()", False
+        means = pm.CustomDist(
+            "means",
+            inputs["bgmm_m0"],
+            kappa0,
+            mean_scale,
+            *anchor,
+            logp=_anchored(mean_logp, 2),
+            random=_anchored_random(mean_random, 2),
+            signature=mean_signature,
+            dims=("component", "feature"),
+            transform=AffineTransform(multivariate=multivariate),
+        )
         cov_sig = {"full": "(k,p,p)", "tied": "(p,p)", "diag": "(k,p)", "spherical": "(k)"}[ct]
         pm.CustomDist(
             "x",
             weights,
             means,
             covariances,
+            inputs["bgmm_features"],
+            inputs["bgmm_centre"],
             logp=_mixture_logp_factory(ct, d),
             random=_mixture_random_factory(ct),
-            signature=f"(k),(k,p),{cov_sig}->(p)",
-            observed=X,
-            dims=("obs", "feature"),
+            signature=f"(k),(k,p),{cov_sig},(f),(p)->(p)",
+            observed=inputs["bgmm_x"],
+            dims=x_dims,
         )
-    return model
+    return model, inputs
 
 
 # ----------------------------------------------------------------------------------------
@@ -583,12 +721,18 @@ def _check_start(model: pm.Model, start: dict[str, np.ndarray], sampler: str) ->
     fn = model.compile_fn([logp, *grads], inputs=model.value_vars, mode=_FAST, on_unused_input="ignore")
     with np.errstate(all="ignore"):
         logp_value, *grad_values = fn(start)
+    _raise_for_bad_start(float(logp_value), [(var.name, g) for var, g in zip(value_vars, grad_values, strict=True)], sampler)
+
+
+def _raise_for_bad_start(logp_value: float, named_grads, sampler: str) -> None:
+    """The ValueError of a start with a non-finite log density or gradient, or (nutpie) a zero
+    gradient entry; ``named_grads``: ``(value variable name, gradient array)`` pairs."""
     bad = []
     zero = []
-    for var, grad in zip(value_vars, grad_values, strict=True):
+    for name, grad in named_grads:
         grad = np.asarray(grad)
-        bad += _entry_names(var.name, ~np.isfinite(grad))
-        zero += _entry_names(var.name, grad == 0)
+        bad += _entry_names(name, ~np.isfinite(grad))
+        zero += _entry_names(name, grad == 0)
     if not np.isfinite(logp_value) or bad:
         where = f"; the gradient is not finite in {_short_list(bad)}" if bad else ""
         raise ValueError(
@@ -884,7 +1028,7 @@ def relabel(
 LABEL_SWITCHING_WARN_FRACTION = 0.01
 
 
-def _warn_if_label_switching(relabelling: xr.Dataset) -> None:
+def _warn_if_label_switching(relabelling: xr.Dataset, stacklevel: int = 3) -> None:
     attrs = relabelling.attrs
     n = attrs["n_draws"]
     permuted, ambiguous = attrs["n_permuted_draws"], attrs["n_ambiguous_draws"]
@@ -895,7 +1039,7 @@ def _warn_if_label_switching(relabelling: xr.Dataset) -> None:
             "solution may be a local optimum (refit with n_init > 1) or hold a component the data "
             "barely support (try fewer components); see idata['relabelling'].",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
 
 
@@ -982,10 +1126,10 @@ def _convergence_message(posterior, covariance_type: str | None = None, n_worst:
     )
 
 
-def _warn_if_not_converged(posterior, covariance_type: str | None = None) -> None:
+def _warn_if_not_converged(posterior, covariance_type: str | None = None, stacklevel: int = 3) -> None:
     message = _convergence_message(posterior, covariance_type)
     if message is not None:
-        warnings.warn(message, ConvergenceWarning, stacklevel=3)
+        warnings.warn(message, ConvergenceWarning, stacklevel=stacklevel)
 
 
 def _log_posterior_at_map(est: MapEM, X: np.ndarray) -> float:
@@ -1101,11 +1245,16 @@ def sample_posterior(
     """
     est = _check_estimator(est)
     X = _check_X(est, X)
-    for name, value in (("draws", draws), ("chains", chains)):
-        check_positive(name, value, integer=True)
-    check_positive("tune", tune, integer=True, allow_zero=True)
+    draws, tune, chains, cores = _check_sampling_args(draws, tune, chains, cores)
     if sampler not in _SAMPLERS:
         raise ValueError(f"sampler must be one of {_SAMPLERS}, got {sampler!r}.")
+    if model is None and sampler == "nutpie":
+        from .posterior_sampler import get_posterior_sampler
+
+        return get_posterior_sampler(est).sample(
+            est, X, draws=draws, tune=tune, chains=chains, random_seed=random_seed, progressbar=progressbar,
+            cores=cores, target_accept=target_accept, ambiguity_tol=ambiguity_tol, log_likelihood=log_likelihood,
+        )
     if model is None:
         model = build_model(est, X)
     elif not isinstance(model, pm.Model):
@@ -1114,10 +1263,6 @@ def sample_posterior(
     if missing:
         raise ValueError(f"the model lacks the variables {sorted(missing)}; build it with build_model.")
 
-    if cores is None:
-        cores = min(chains, _available_cores())
-    else:
-        check_positive("cores", cores, integer=True)
     start = _start_point(model, est, X.shape[0])
     _check_start(model, start, sampler)
     kwargs = dict(
@@ -1136,31 +1281,128 @@ def sample_posterior(
     # each gradient 100x slower on a busy 2-core machine, so it runs single-threaded.
     with threadpool_limits(limits=1, user_api="blas"):
         if sampler == "nutpie":
+            if progressbar:
+                sys.stderr.write("Compiling the posterior model (a model given by the caller: not cached) ...\n")
             try:
                 idata = pm.sample(nuts_sampler="nutpie", compile_kwargs={"jitter_rvs": set()}, nuts=nuts, **kwargs)
             except RuntimeError as err:  # nuts-rs: a Rust error with its backtrace in the message
-                if "initialization points failed" not in str(err):
-                    raise
-                reason = " ".join(str(err).split("Stack backtrace")[0].split())
-                raise ValueError(
-                    f"nutpie could not start next to MAP-EM's solution ({reason}); try sampler='pymc'."
-                ) from None
+                raise _nutpie_start_error(err) from None
         else:
             idata = pm.sample(nuts_sampler="pymc", init="adapt_diag", nuts=nuts, **kwargs)
         if log_likelihood:
             pm.compute_log_likelihood(idata, model=model, extend_inferencedata=True, progressbar=progressbar)
 
     raw = idata["posterior"].to_dataset()
+    coords = {name: list(values) for name, values in model.coords.items()}
+    return _finish(idata, raw, est, X, coords, ambiguity_tol)
+
+
+def _check_sampling_args(draws, tune, chains, cores) -> tuple[int, int, int, int]:
+    for name, value in (("draws", draws), ("chains", chains)):
+        check_positive(name, value, integer=True)
+    check_positive("tune", tune, integer=True, allow_zero=True)
+    if cores is None:
+        cores = min(chains, _available_cores())
+    else:
+        check_positive("cores", cores, integer=True)
+    return int(draws), int(tune), int(chains), int(cores)
+
+
+def _nutpie_start_error(err: RuntimeError) -> Exception:
+    """nuts-rs's failure to start (a Rust error with its backtrace) as a ValueError; others as they are."""
+    if "initialization points failed" not in str(err):
+        return err
+    reason = " ".join(str(err).split("Stack backtrace")[0].split())
+    return ValueError(f"nutpie could not start next to MAP-EM's solution ({reason}); try sampler='pymc'.")
+
+
+def _model_coords(est: MapEM, n: int) -> dict[str, list]:
+    d = est.means_.shape[1]
+    features = _feature_labels(est, d)
+    return {
+        "component": list(range(est.means_.shape[0])),
+        "feature": features,
+        "feature_bis": list(features),
+        "obs": list(range(n)),
+    }
+
+
+def _quadratic_features(X: np.ndarray, covariance_type: str) -> np.ndarray:
+    """Features of centred rows whose products with per-component coefficients give
+    ``(x - mu)^T Sigma^-1 (x - mu)`` (see :func:`_quadratic_coefficients`), shape (n, F)."""
+    d = X.shape[1]
+    if covariance_type in ("full", "tied"):
+        rows, cols = np.triu_indices(d)
+        return np.concatenate([X[:, rows] * X[:, cols], X], axis=1)
+    if covariance_type == "diag":
+        return np.concatenate([X * X, X], axis=1)
+    return np.concatenate([np.sum(X * X, axis=1, keepdims=True), X], axis=1)
+
+
+def _quadratic_coefficients(means, covariances, covariance_type):
+    """Coefficients (S, F, K) and the constant ``mu^T Sigma^-1 mu + log det Sigma`` (S, K)."""
+    s, k, d = means.shape
+    if covariance_type in ("full", "tied"):
+        cov = covariances if covariance_type == "full" else np.broadcast_to(covariances[:, None], (s, k, d, d))
+        L = np.linalg.cholesky(cov)
+        logdet = 2.0 * np.sum(np.log(np.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
+        prec = np.linalg.inv(cov)
+        rows, cols = np.triu_indices(d)
+        second = prec[..., rows, cols] * np.where(rows == cols, 1.0, 2.0)  # (S, K, d(d+1)/2)
+        prec_mu = np.einsum("skab,skb->ska", prec, means)
+    elif covariance_type == "diag":
+        second = 1.0 / covariances
+        prec_mu = means * second
+        logdet = np.sum(np.log(covariances), axis=-1)
+    else:
+        second = (1.0 / covariances)[..., None]
+        prec_mu = means * second
+        logdet = d * np.log(covariances)
+    coef = np.concatenate([second, -2.0 * prec_mu], axis=2)  # (S, K, F)
+    const = np.sum(means * prec_mu, axis=-1) + logdet
+    return np.swapaxes(coef, 1, 2), const
+
+
+def _log_likelihood_dataset(raw: xr.Dataset, X: np.ndarray, covariance_type: str, coords) -> xr.Dataset:
+    """The pointwise log-likelihood ``x`` (chain, draw, obs) of every draw, in NumPy.
+
+    The quadratic forms are one matrix product of data features (``x x^T``, ``x``, rows
+    centred) with per-component coefficients, as in the model's own log density.
+    """
+    n_chain, n_draw = raw.sizes["chain"], raw.sizes["draw"]
+    weights, means, covariances = _stacked_draws(raw, covariance_type)
+    s, k, d = means.shape
+    centre = X.mean(axis=0)
+    features = _quadratic_features(X - centre, covariance_type)
+    out = np.empty((s, X.shape[0]))
+    with np.errstate(divide="ignore"):
+        log_w = np.log(weights)
+    for block in _draw_blocks(s, X.shape[0], k, 1):
+        coef, const = _quadratic_coefficients(means[block] - centre, covariances[block], covariance_type)
+        comp = np.matmul(features, coef)  # (S, n, K)
+        comp *= -0.5
+        comp += (log_w[block] - 0.5 * (d * _LOG_2PI + const))[:, None, :]
+        top = comp.max(axis=2, keepdims=True)
+        comp -= top
+        np.exp(comp, out=comp)
+        out[block] = np.log(comp.sum(axis=2)) + top[..., 0]
+    return xr.Dataset(
+        {"x": (("chain", "draw", "obs"), out.reshape(n_chain, n_draw, -1))},
+        coords={"chain": raw["chain"].values, "draw": raw["draw"].values, "obs": coords["obs"]},
+    )
+
+
+def _finish(idata: xr.DataTree, raw: xr.Dataset, est: MapEM, X: np.ndarray, coords, ambiguity_tol) -> xr.DataTree:
+    """Symmetrised, relabelled draws and MAP-EM's solution in ``idata``; the warnings."""
     raw.attrs = dict(raw.attrs, covariance_type=est.covariance_type)
     if est.covariance_type in ("full", "tied"):
         # the sampler inverts B B^T with an LU solve: symmetric to rounding, made exactly so
         cov = raw["covariances"].transpose(..., "feature", "feature_bis")
         raw["covariances"] = cov.copy(data=0.5 * (cov.values + np.swapaxes(cov.values, -1, -2)))
-    coords = {name: list(values) for name, values in model.coords.items()}
     map_ds = _map_estimate(est, X, coords)
     relabelled, relabelling = relabel(raw, map_ds, covariance_type=est.covariance_type, ambiguity_tol=ambiguity_tol)
-    _warn_if_label_switching(relabelling)
-    _warn_if_not_converged(relabelled, est.covariance_type)
+    _warn_if_label_switching(relabelling, stacklevel=4)
+    _warn_if_not_converged(relabelled, est.covariance_type, stacklevel=4)
     idata["posterior"] = xr.DataTree(relabelled)
     idata["posterior_raw"] = xr.DataTree(raw)
     idata["relabelling"] = xr.DataTree(relabelling)
