@@ -41,6 +41,7 @@ import numbers
 import sys
 import warnings
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pymc as pm
@@ -61,6 +62,7 @@ from ._validation import check_data, check_positive
 from .covariance import get_family
 from .exceptions import ConvergenceWarning
 from .map_em import MapEM, log_posterior
+from .posterior_ops import mixture_logsumexp
 
 __all__ = [
     "build_model",
@@ -401,9 +403,11 @@ def _mixture_logp_factory(covariance_type: str, d: int):
             coef = pt.concatenate([inv_var[:, None], -2.0 * mu * inv_var[:, None]], axis=1)
             const = pt.sum(mu**2, axis=-1) * inv_var
             logdet = d * pt.log(covariances)
-        quad = pt.matmul(features, coef.T)  # (n, K)
-        comp = pt.log(weights) - 0.5 * (d * _LOG_2PI + logdet + const) - 0.5 * quad
-        return pt.logsumexp(comp, axis=1)
+        # log sum_k exp(bias_k - 0.5 features_i . coef_k), one fused kernel with its gradient
+        # from the responsibilities (bayes_gmm.posterior_ops)
+        bias = pt.log(weights) - 0.5 * (d * _LOG_2PI + logdet + const)
+        log_density, _ = mixture_logsumexp(_core(features, 2), coef, bias)
+        return log_density
 
     return logp
 
@@ -1377,7 +1381,8 @@ def _log_likelihood_dataset(raw: xr.Dataset, X: np.ndarray, covariance_type: str
     out = np.empty((s, X.shape[0]))
     with np.errstate(divide="ignore"):
         log_w = np.log(weights)
-    for block in _draw_blocks(s, X.shape[0], k, 1):
+
+    def fill(block):
         coef, const = _quadratic_coefficients(means[block] - centre, covariances[block], covariance_type)
         comp = np.matmul(features, coef)  # (S, n, K)
         comp *= -0.5
@@ -1386,6 +1391,11 @@ def _log_likelihood_dataset(raw: xr.Dataset, X: np.ndarray, covariance_type: str
         comp -= top
         np.exp(comp, out=comp)
         out[block] = np.log(comp.sum(axis=2)) + top[..., 0]
+
+    # NumPy releases the GIL in these loops: the blocks run on every CPU
+    blocks = list(_draw_blocks(s, X.shape[0], k, _available_cores()))
+    with ThreadPoolExecutor(max_workers=_available_cores()) as pool:
+        list(pool.map(fill, blocks))
     return xr.Dataset(
         {"x": (("chain", "draw", "obs"), out.reshape(n_chain, n_draw, -1))},
         coords={"chain": raw["chain"].values, "draw": raw["draw"].values, "obs": coords["obs"]},

@@ -4,7 +4,7 @@ Seed problem (n=1000, d=2, K=10), 4 chains x (1000 tune + 1000 draws), nutpie:
 
 - ``reused`` (``bayes_gmm.sample_posterior``): the first call in a fresh process compiles the model
   (shape (full, K=10, d=2), data and MAP anchor as shared inputs); a second call on *new data
-  of the same shape* (the seed problem's blobs drawn again with ``random_state=21``) reuses it;
+  of the same shape* (the seed problem's blobs, every point drawn again: ``default_rng(21)``) reuses it;
 - ``previous``: ``sample_posterior(est, X, model=build_model(est, X))``, the route every call
   took before: ``pm.sample`` compiles the model each time, ``pm.compute_log_likelihood``
   compiles its function each time (first call and second call, in a fresh process too);
@@ -56,10 +56,12 @@ def _summary(posterior, wall: float, divergences: int) -> dict:
 def fit_map(second: bool = False):
     import bayes_gmm
 
-    if second:  # new data of the seed problem's shape: its blobs drawn again
+    if second:  # new data of the seed problem's shape: its blobs, every point drawn again
         from sklearn.datasets import make_blobs
 
-        X, _ = make_blobs(cluster_std=0.5, random_state=21, n_samples=1000, centers=10)
+        X0, y = make_blobs(cluster_std=0.5, random_state=20, n_samples=1000, centers=10)
+        centres = np.array([X0[y == j].mean(axis=0) for j in range(K)])
+        X = centres[y] + 0.5 * np.random.default_rng(21).standard_normal(X0.shape)
         X = X @ np.random.RandomState(0).randn(2, 2)
     else:
         X, _ = bayes_gmm.make_seed_problem()
