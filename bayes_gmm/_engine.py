@@ -42,6 +42,7 @@ __all__ = [
     "initial_statistics",
     "iter_blocks",
     "kmeans_plusplus",
+    "label_statistics",
     "weighted_log_prob",
 ]
 
@@ -445,3 +446,54 @@ def initial_statistics(
         total = raw if total is None else total + raw
     assert total is not None and params is not None
     return family.finalize(total, params)
+
+
+def label_statistics(
+    family: CovarianceFamily,
+    X: np.ndarray,
+    sample_weight: np.ndarray | None,
+    block_labels,
+    n_components: int,
+) -> SufficientStatistics:
+    """Statistics of a hard partition (each row in one component), by blocks of rows.
+
+    ``block_labels(block, Xb)`` returns the component (0..K-1) of each row of the block.  Each
+    row enters only its own component's sums, so a pass costs ``n d^2`` flops, not the
+    ``n K d^2`` of responsibilities that are mostly zero; the blocks' counts, means and
+    scatters about them are merged with the pairwise update of Chan, Golub and LeVeque (1979),
+    which stays accurate however far the data lie from the origin.
+    """
+    n, d = X.shape
+    count = np.zeros(n_components)
+    mean = np.zeros((n_components, d))
+    scatter: list[np.ndarray | None] = [None] * n_components
+    total = 0.0
+    for block, Xb in iter_blocks(X, max(_MIN_ROWS, _BLOCK_FLOATS // max(d, 1))):
+        Xb = np.asarray(Xb, dtype=np.float64)
+        labels = np.asarray(block_labels(block, Xb))
+        wb = None if sample_weight is None else np.asarray(sample_weight[block], dtype=np.float64)
+        total += float(Xb.shape[0]) if wb is None else float(np.sum(wb))
+        order = np.argsort(labels, kind="stable")
+        bounds = np.searchsorted(labels[order], np.arange(n_components + 1))
+        for j in range(n_components):
+            rows = order[bounds[j] : bounds[j + 1]]
+            wj = None if wb is None else wb[rows]
+            size = float(rows.size) if wj is None else float(np.sum(wj))
+            if not size > 0:
+                continue
+            Xj = Xb[rows]
+            mean_b = Xj.mean(axis=0) if wj is None else (wj / size) @ Xj
+            scatter_b = family.component_scatter(Xj - mean_b, wj)
+            if count[j] > 0:
+                share = size / (count[j] + size)
+                delta = mean_b - mean[j]
+                scatter_b += family.component_scatter(delta[None, :], np.array([count[j] * share]))
+                scatter_b += scatter[j]
+                mean[j] += share * delta
+            else:
+                mean[j] = mean_b
+            scatter[j] = scatter_b
+            count[j] += size
+    zero = family.component_scatter(np.zeros((0, d)))
+    pooled = family.scatter_from_components([zero if s is None else s for s in scatter])
+    return SufficientStatistics(count, mean, pooled, total)

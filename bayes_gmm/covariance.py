@@ -391,6 +391,20 @@ class CovarianceFamily:
     def _reference_scatter(self, X, w, xbar) -> np.ndarray:
         raise NotImplementedError
 
+    def component_scatter(self, D: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
+        """Scatter ``sum_i w_i d_i d_i^T`` of rows ``D`` (m, d) that belong to one component.
+
+        In the family's shape for one component (full ``(1, d, d)``, tied ``(d, d)``, diag
+        ``(1, d)``, spherical ``(1,)``); scatters of the same component add up, and
+        :meth:`scatter_from_components` turns one per component into the family's scatter.
+        """
+        w = np.ones((D.shape[0], 1)) if weight is None else np.asarray(weight, dtype=np.float64)[:, None]
+        return self._reference_scatter(D, w, np.zeros((1, D.shape[1])))
+
+    def scatter_from_components(self, scatters: list[np.ndarray]) -> np.ndarray:
+        """The family's scatter from each component's :meth:`component_scatter`."""
+        return np.concatenate(scatters)
+
     # -- M-steps -----------------------------------------------------------------------
     def map_step(self, stats: SufficientStatistics, prior: NIWPrior) -> tuple[np.ndarray, np.ndarray]:
         """Exact posterior mode of means and covariances given the statistics (docs/MATH.md)."""
@@ -693,6 +707,9 @@ class TiedCovariance(_MatrixFamily):
             diff = X - xbar[j]
             out += (w[:, j][:, None] * diff).T @ diff
         return out
+
+    def scatter_from_components(self, scatters):
+        return np.sum(scatters, axis=0)  # one matrix: the components' scatters pooled
 
     def _map_covariances(self, stats, prior, diff, shrink):
         k, d = diff.shape

@@ -142,7 +142,7 @@ def run_demo(
     save(fig, "objective.png", "MAP-EM's log-posterior per iteration; plain EM's log-likelihood until it fails.")
     best = MapEM(k, n_init=5, random_state=seed).fit(X)
     ari_best = adjusted_rand_score(y, best.predict(X))
-    echo(f"   with 5 k-means++ restarts (n_init=5): log-posterior {best.log_posterior_:.1f}, adjusted Rand "
+    echo(f"   with 5 k-means restarts (n_init=5): log-posterior {best.log_posterior_:.1f}, adjusted Rand "
          f"index {ari_best:.3f}; the posterior is sampled around this fit.")
     report += [
         "## 2. MAP-EM",
@@ -152,14 +152,14 @@ def run_demo(
         f"true blobs {ari:.3f}. Smallest covariance eigenvalue {min_eig:.3g}: the prior keeps every "
         "covariance above `Psi0 / (nu0 + N + d + 2)`.",
         "",
-        f"The classic start still leads to a local mode. With 5 k-means++ restarts (`MapEM(10, n_init=5)`) "
+        f"The classic start still leads to a local mode. With 5 k-means restarts (`MapEM(10, n_init=5)`) "
         f"the log-posterior is {best.log_posterior_:.1f} and the adjusted Rand index {ari_best:.3f}; the "
         "rest of the report uses this fit.",
         "",
     ]
     est = best
     fig, axes = plt.subplots(1, 3, figsize=(20, 5.5))
-    plot_clusters(est, X, ax=axes[0], title="MAP-EM, best of 5 k-means++ starts")
+    plot_clusters(est, X, ax=axes[0], title="MAP-EM, best of 5 k-means starts")
     plot_uncertainty(est, X, ax=axes[1])
     plot_density(est, X, ax=axes[2], title="MAP-EM mixture log-density")
     fig.tight_layout()

@@ -2,7 +2,7 @@
 
 Each case runs in a fresh subprocess.  The data are written once to a ``.npy`` file on disk;
 the child opens it either in memory (``np.load``) or as a ``numpy.memmap`` (``mmap_mode="r"``)
-and fits a few EM iterations (k-means++ initialisation included).  Reported:
+and fits a few EM iterations (the default k-means initialisation included).  Reported:
 
 - ``rss_extra``: peak resident set size (``ru_maxrss``) minus the RSS after the imports, over
   the data's size (with a memmap, the data's pages that were read count in the RSS);
@@ -76,7 +76,7 @@ def main() -> None:
         X.flush()
         del X
         print(f"# bench_memory  {datetime.date.today()}  {platform.node()}  {platform.processor() or platform.machine()}"
-              f"  cores={os.cpu_count()}  n={args.n} d={args.d} k=10 float64, {args.iters} EM iterations + k-means++ init")
+              f"  cores={os.cpu_count()}  n={args.n} d={args.d} k=10 float64, {args.iters} EM iterations + the default k-means init")
         print(f"{'input':8s} {'data MB':>9s} {'peak RSS-base MB':>17s} {'rss_extra':>10s} {'numpy peak MB':>14s} {'numpy_peak':>11s} {'seconds':>8s}  blas")
         for mode in ("memory", "memmap"):
             out = subprocess.run([sys.executable, "-c", CHILD, path, mode, str(args.iters)],

@@ -152,7 +152,7 @@ tree
 #
 # The prior removes the crash, not the multimodality of a mixture: from the classic start MAP-EM
 # converges to a local mode where some blobs share a component and three components are left
-# almost empty (weight 0.034, i.e. about 33 points). Restarts from k-means++ seeds
+# almost empty (weight 0.034, i.e. about 33 points). Restarts from k-means starts
 # (`n_init=5`) find a better mode, one component per blob; notebook 2 samples the posterior
 # around that one.
 
@@ -162,7 +162,7 @@ print(f"classic start: log-posterior {est.log_posterior_:.1f}, ARI {adjusted_ran
 print(f"n_init=5:      log-posterior {best.log_posterior_:.1f}, ARI {adjusted_rand_score(y, best.predict(X)):.3f}")
 fig, axes = plt.subplots(1, 2, figsize=(13, 5))
 plotting.plot_clusters(est, X, ax=axes[0], title="classic start: a local mode")
-plotting.plot_clusters(best, X, ax=axes[1], title="best of 5 k-means++ starts")
+plotting.plot_clusters(best, X, ax=axes[1], title="best of 5 k-means starts")
 fig.tight_layout()
 
 # %% [markdown]

@@ -22,7 +22,7 @@
 # (`bayes_gmm.compare`), look at the uncertainty of the ellipses and of the cluster memberships,
 # and compare the predictive performance of the point estimate and the posterior on held-out data.
 #
-# We sample around the best MAP-EM fit (5 k-means++ restarts): notebook 1 showed that the classic
+# We sample around the best MAP-EM fit (5 k-means restarts): notebook 1 showed that the classic
 # start, while it no longer crashes, ends in a poorer local mode with near-empty components, and a
 # posterior explored from a poor local mode is not the one we want to report.
 #
@@ -53,7 +53,7 @@ DRAWS, TUNE, CHAINS = (200, 300, 2) if FAST else (1000, 1000, 4)
 # %%
 X, y = make_seed_problem()
 K = 10
-est = MapEM(K, n_init=5, random_state=0).fit(X)  # the best of 5 k-means++ starts (notebook 1)
+est = MapEM(K, n_init=5, random_state=0).fit(X)  # the best of 5 k-means starts (notebook 1)
 print(f"MAP-EM: log-posterior {est.log_posterior_:.1f}, weights {np.round(est.weights_, 3)}")
 t0 = time.perf_counter()
 idata = sample_posterior(est, X, draws=DRAWS, tune=TUNE, chains=CHAINS, random_seed=1, progressbar=False)

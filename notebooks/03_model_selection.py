@@ -129,7 +129,7 @@ iris_result.table.sort_values("bic").head(5)
 
 # %% [markdown]
 # Is the answer an accident of the random start? Each cell keeps the best of five fits started
-# from k-means++ seeds drawn from `random_state` (one start can stop at a poorer local mode: with
+# from k-means starts drawn from `random_state` (one start can stop at a poorer local mode: with
 # `n_init=1` the `(3, full)` cell of iris lands on one that mixes two species); repeating the
 # selection with other seeds gives the same best entry, with the same BIC to the last printed
 # digit (MAP-EM converges to the same mode).
