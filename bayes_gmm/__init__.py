@@ -10,7 +10,7 @@ from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
 from .covariance import COVARIANCE_FAMILIES, get_family
-from .datasets import make_seed_problem
+from .datasets import make_seed_problem, seed_problem_holdout
 from .exceptions import ConvergenceWarning, SingularCovarianceError
 from .map_em import MapEM, log_posterior
 from .prior import NIWPrior
@@ -29,6 +29,7 @@ __all__ = [
     "get_family",
     "log_posterior",
     "make_seed_problem",
+    "seed_problem_holdout",
 ]
 
 # Heavier layers, imported lazily so that ``import bayes_gmm`` never imports PyMC.

@@ -24,7 +24,7 @@ from .covariance import CovarianceFamily, GaussianParams, RawStatistics, Suffici
 from .exceptions import ConvergenceWarning, SingularCovarianceError
 from .scaling import ColumnScaling
 
-__all__ = ["INIT_METHODS", "KMEANS_MAX_ROWS", "BaseGaussianMixtureEM", "FitResult"]
+__all__ = ["INIT_METHODS", "KMEANS_MAX_ROWS", "BaseGaussianMixtureEM", "FitResult", "bic_value"]
 
 #: The named ways to start a fit (``init_params``).
 INIT_METHODS = ("k-means++", "kmeans", "random_from_data", "random")
@@ -32,6 +32,11 @@ INIT_METHODS = ("k-means++", "kmeans", "random_from_data", "random")
 #: component for k above 512.  On the speed benchmark's data, 2^14 to 2^17 rows gave starts
 #: of the same quality (the same EM iterations and log-posterior, to the seed's variation).
 KMEANS_MAX_ROWS = 1 << 15
+
+
+def bic_value(log_likelihood: float, n_parameters: int, n_samples: int) -> float:
+    """Schwarz's BIC, ``-2 log L + p log n`` (lower is better; mclust reports its negative)."""
+    return float(-2.0 * log_likelihood + n_parameters * np.log(n_samples))
 
 
 @dataclass
@@ -446,7 +451,7 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
     def bic(self, X) -> float:
         """Bayesian information criterion at the fitted parameters (lower is better)."""
         n_samples = self._validate_X(X, reset=False).shape[0]
-        return float(-2.0 * np.sum(self.score_samples(X)) + self._n_parameters() * np.log(n_samples))
+        return bic_value(float(np.sum(self.score_samples(X))), self._n_parameters(), n_samples)
 
     def aic(self, X) -> float:
         """Akaike information criterion at the fitted parameters (lower is better)."""

@@ -377,9 +377,9 @@ def _memberships(est, X, names):
 
 
 def _dense_covariances(est) -> np.ndarray:
-    from .plotting import _covariance_matrices
+    from .plotting import covariance_matrices
 
-    return np.asarray(_covariance_matrices(est))
+    return np.asarray(covariance_matrices(est))
 
 
 def _write_parameters(est, names, out: Path) -> list[Path]:
@@ -461,6 +461,7 @@ def _fit(args) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
+    from ._base import bic_value
     from .covariance import get_family
     from .io import save
     from .map_em import MapEM
@@ -488,7 +489,7 @@ def _fit(args) -> int:
     # BIC from score_samples: MapEM.bic re-validates an already converted array and warns
     # about feature names when the model was fitted on a DataFrame
     n_parameters = get_family(est.covariance_type).n_parameters(est.k, X.shape[1])
-    bic = -2.0 * float(np.sum(est.score_samples(_frame(X, names, has_header)))) + n_parameters * np.log(X.shape[0])
+    bic = bic_value(float(np.sum(est.score_samples(_frame(X, names, has_header)))), n_parameters, X.shape[0])
     print(
         f"MAP-EM, k={args.k}, {args.covariance_type}: {X.shape[0]} rows x {X.shape[1]} columns "
         f"({', '.join(names)}); {'converged' if est.converged_ else 'NOT converged'} after "

@@ -12,26 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .datasets import seed_problem_holdout
+
 __all__ = ["run_demo", "seed_problem_holdout"]
-
-
-def seed_problem_holdout(n: int = 500, random_state=1) -> np.ndarray:
-    """New points from the seed problem's generating process (held-out data).
-
-    The same ten centres, spread (0.5) and shear as :func:`bayes_gmm.make_seed_problem`, with
-    fresh noise from ``random_state``; centres are picked uniformly.
-
-    Returns
-    -------
-    X : ndarray of shape (n, 2)
-    """
-    from sklearn.datasets import make_blobs
-
-    _, _, centers = make_blobs(cluster_std=0.5, random_state=20, n_samples=1000, centers=10, return_centers=True)
-    rng = np.random.default_rng(random_state)
-    labels = rng.integers(0, centers.shape[0], size=n)
-    X = centers[labels] + 0.5 * rng.normal(size=(n, centers.shape[1]))
-    return X @ np.random.RandomState(0).randn(2, 2)
 
 
 def _markdown_table(df, float_format: str = "{:.4g}", index: bool = True) -> str:

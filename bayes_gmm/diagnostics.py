@@ -37,6 +37,7 @@ __all__ = [
     "loo_summary",
     "map_dataset",
     "mixture_log_density",
+    "posterior_draws",
     "predictive_comparison",
     "to_datatree",
 ]
@@ -204,8 +205,17 @@ def _posterior_group(idata, group: str = "posterior") -> xr.Dataset:
     return ds
 
 
+def posterior_draws(idata, group: str = "posterior") -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """The draws of ``idata[group]`` stacked over chains: weights (S, K), means (S, K, d), dense
+    covariances (S, K, d, d), and the covariance type.
+
+    ``idata`` is a ``DataTree`` from :func:`bayes_gmm.sample_posterior` (or the group's
+    ``xarray.Dataset``); a missing group or variable is a ``ValueError`` naming it.
+    """
+    return _stacked_draws(_posterior_group(idata, group))
+
+
 def _stacked_draws(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-    """weights (S, K), means (S, K, d), dense covariances (S, K, d, d) and the covariance type."""
     ct = covariance_type_of(ds["covariances"])
     weights = ds["weights"].transpose(*SAMPLE_DIMS, "component").values
     means = ds["means"].transpose(*SAMPLE_DIMS, "component", "feature").values
@@ -515,8 +525,7 @@ def predictive_comparison(est, idata, X, *, group: str = "posterior") -> Predict
     X = np.asarray(X, dtype=float)
     if X.ndim != 2:
         raise ValueError(f"X must be a 2-D array (n, d), got shape {X.shape}.")
-    ds = _posterior_group(idata, group)
-    weights, means, cov, ct = _stacked_draws(ds)
+    weights, means, cov, ct = posterior_draws(idata, group)
     k, d = means.shape[1:]
     if X.shape[1] != d:
         raise ValueError(f"X has {X.shape[1]} columns but the posterior has {d} features.")

@@ -17,6 +17,7 @@ import numpy as np
 
 __all__ = [
     "assignment_uncertainty",
+    "covariance_matrices",
     "plot_chains",
     "plot_clusters",
     "plot_density",
@@ -39,7 +40,7 @@ def _colors(k: int) -> list[str]:
     return [f"C{j % 10}" for j in range(k)]
 
 
-def _covariance_matrices(est) -> np.ndarray:
+def covariance_matrices(est) -> np.ndarray:
     """Dense (K, d, d) covariances of a fitted estimator, whatever its covariance type."""
     from .covariance import get_family
 
@@ -105,7 +106,7 @@ def plot_clusters(est, X, ax=None, *, n_std=(1.0, 2.0), dims=(0, 1), title=None)
     X = _check_X(X, d)
     labels = est.predict(X)
     colors = _colors(k)
-    cov = _covariance_matrices(est)
+    cov = covariance_matrices(est)
     if d == 1:
         variances = cov[:, 0, 0]
         grid = _grid_1d(X[:, 0], est.means_[:, 0], variances)
@@ -183,7 +184,7 @@ def plot_density(est, X=None, ax=None, *, dims=(0, 1), levels=12, grid_size=150,
 
     ax = _axes(ax)
     k, d = np.asarray(est.means_).shape
-    cov = _covariance_matrices(est)
+    cov = covariance_matrices(est)
     X = None if X is None else _check_X(X, d)
     if d == 1:
         grid = _grid_1d(None if X is None else X[:, 0], est.means_[:, 0], cov[:, 0, 0])
@@ -268,17 +269,17 @@ def plot_posterior_ellipses(est, idata, X=None, ax=None, *, n_draws=40, n_std=2.
     ``posterior`` group, so draw ``k`` is compared with MAP component ``k``.  ``d == 1``: the
     weighted component densities of the draws around the MAP's; ``d > 2``: the columns ``dims``.
     """
-    from .diagnostics import _posterior_group, _stacked_draws
+    from .diagnostics import posterior_draws
 
     ax = _axes(ax)
     k, d = np.asarray(est.means_).shape
-    weights, means, cov, _ = _stacked_draws(_posterior_group(idata))
+    weights, means, cov, _ = posterior_draws(idata)
     if means.shape[1:] != (k, d):
         raise ValueError(f"the posterior has shape (K, d) = {means.shape[1:]} but the estimator {(k, d)}.")
     rng = np.random.default_rng(random_seed)
     pick = rng.choice(weights.shape[0], size=min(n_draws, weights.shape[0]), replace=False)
     colors = _colors(k)
-    map_cov = _covariance_matrices(est)
+    map_cov = covariance_matrices(est)
     X = None if X is None else _check_X(X, d)
     if d == 1:
         grid = _grid_1d(None if X is None else X[:, 0], est.means_[:, 0], map_cov[:, 0, 0])

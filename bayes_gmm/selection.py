@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ._base import bic_value
 from ._validation import check_data
 from .covariance import COVARIANCE_FAMILIES, get_family
 from .exceptions import ConvergenceWarning
@@ -155,7 +156,7 @@ def _fit_cell(X: np.ndarray, k: int, covariance_type: str, seed: int, estimator_
             n = X.shape[0]
             log_likelihood = float(np.sum(est.score_samples(X)))
             n_parameters = get_family(covariance_type).n_parameters(k, X.shape[1])
-            bic = -2.0 * log_likelihood + n_parameters * np.log(n)
+            bic = bic_value(log_likelihood, n_parameters, n)
             proba = est.predict_proba(X)
             # log r_{i, z_i}; the largest responsibility is >= 1/K, so its log is accurate
             icl = bic - 2.0 * float(np.sum(np.log(np.max(proba, axis=1))))
