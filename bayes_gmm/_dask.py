@@ -21,41 +21,9 @@ from __future__ import annotations
 import dask
 import numpy as np
 
-from ._validation import check_finite
 from .covariance import CovarianceFamily, GaussianParams, RawStatistics
 
-__all__ = ["accumulate", "check_dask_array", "iter_blocks"]
-
-
-def _check_block(block: np.ndarray, name: str = "X", block_info=None) -> np.ndarray:
-    try:
-        check_finite(block, name)
-    except ValueError as exc:
-        start = block_info[0]["array-location"][0][0] if block_info else 0
-        raise ValueError(f"{exc.args[0]} (rows counted from row {start}, where its block starts)") from None
-    return block
-
-
-def check_dask_array(X, name: str = "X"):
-    """A 2-D float ``dask.array`` chunked by rows only, with finiteness checked lazily per block.
-
-    Integer data become float64 and other float types float64 (float32 stays float32); the
-    columns are put in one chunk.  Row counts must be known (``X.compute_chunk_sizes()``).
-    """
-    if X.ndim != 2:
-        raise ValueError(f"Expected a 2-D array for {name}, got {X.ndim} dimensions (shape {X.shape}).")
-    if any(np.isnan(c) for c in X.chunks[0]):
-        raise ValueError(f"{name} has unknown chunk sizes: call {name}.compute_chunk_sizes() first.")
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {X.shape}).")
-    kind = X.dtype.kind
-    if kind not in "biuf":
-        raise TypeError(f"{name} must contain real numbers, got dtype {X.dtype}.")
-    if X.dtype not in (np.float32, np.float64):
-        X = X.astype(np.float64)
-    if X.numblocks[1] != 1:
-        X = X.rechunk({1: -1})
-    return X.map_blocks(_check_block, name, dtype=X.dtype)
+__all__ = ["accumulate", "iter_blocks"]
 
 
 def _offsets(X) -> list[slice]:
@@ -69,13 +37,8 @@ def iter_blocks(X):
         yield block, np.asarray(part.compute())
 
 
-def _block_statistics(family, block, sample_weight, params, chunk_size, moments) -> RawStatistics:
-    from ._engine import accumulate
-
-    return accumulate(family, np.asarray(block), sample_weight, params, chunk_size, threads=1, moments=moments)
-
-
 def accumulate(
+    block_pass,
     family: CovarianceFamily,
     X,
     sample_weight: np.ndarray | None,
@@ -84,11 +47,15 @@ def accumulate(
     *,
     moments: bool = True,
 ) -> RawStatistics:
-    """:func:`bayes_gmm._engine.accumulate` for a ``dask.array``: one task per row block."""
+    """:func:`bayes_gmm._engine.accumulate` for a ``dask.array``: one task per row block.
+
+    ``block_pass(family, block, sample_weight, params, chunk_size, moments)`` is the engine's
+    pass over one NumPy block (a module-level function, so a distributed scheduler can ship it).
+    """
     tasks = []
     for block, part in zip(_offsets(X), X.to_delayed().ravel(), strict=True):
         w = None if sample_weight is None else np.asarray(sample_weight[block])
-        tasks.append(dask.delayed(_block_statistics)(family, part, w, params, chunk_size, moments))
+        tasks.append(dask.delayed(block_pass)(family, part, w, params, chunk_size, moments))
     parts = dask.compute(*tasks)
     total = parts[0]
     for part in parts[1:]:

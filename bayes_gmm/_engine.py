@@ -31,13 +31,12 @@ from contextlib import contextmanager
 import numpy as np
 from scipy.special import logsumexp
 
-from ._validation import _is_dask
+from ._validation import is_dask
 from .covariance import CovarianceFamily, GaussianParams, RawStatistics, SufficientStatistics
 
 __all__ = [
     "accumulate",
     "chunk_rows",
-    "column_moments",
     "fitting",
     "initial_statistics",
     "iter_blocks",
@@ -87,7 +86,7 @@ def _as_block(X: np.ndarray, block: slice) -> np.ndarray:
 
 def iter_blocks(X: np.ndarray, rows: int) -> Iterator[tuple[slice, np.ndarray]]:
     """``(slice, rows of X)`` by blocks of ``rows`` rows (a dask array: by its own blocks)."""
-    if _is_dask(X):
+    if is_dask(X):
         from ._dask import iter_blocks as iter_dask_blocks
 
         yield from iter_dask_blocks(X)
@@ -224,10 +223,10 @@ def accumulate(
     ``moments=False``: log-likelihood, total weight and counts only (a pass whose moments
     nobody would use).
     """
-    if _is_dask(X):
+    if is_dask(X):
         from ._dask import accumulate as accumulate_dask
 
-        return accumulate_dask(family, X, sample_weight, params, chunk_size, moments=moments)
+        return accumulate_dask(_block_pass, family, X, sample_weight, params, chunk_size, moments=moments)
     n, d = X.shape
     k = params.means.shape[0]
     blocks = _blocks(n, chunk_rows(n, k, d, chunk_size))
@@ -283,32 +282,12 @@ def is_large(n_samples: int, width: int) -> bool:
 
 def by_blocks(X, width: int) -> bool:
     """Whether passes over ``X`` with (n x width) temporaries must go block by block."""
-    return _is_dask(X) or is_large(X.shape[0], width)
+    return is_dask(X) or is_large(X.shape[0], width)
 
 
-def column_moments(X: np.ndarray, sample_weight: np.ndarray | None):
-    """Weighted column mean, covariance (n - 1 denominator) and mean of squares, by blocks.
-
-    The same quantities as :func:`bayes_gmm.prior._weighted_moments`, in two passes (the
-    mean, then the scatter about it) with no (n x d) temporary.
-    """
-    n, d = X.shape
-    total = float(n) if sample_weight is None else float(np.sum(sample_weight))
-    first = np.zeros(d)
-    for block, Xb in iter_blocks(X, _INIT_ROWS):
-        first += Xb.sum(axis=0, dtype=np.float64) if sample_weight is None else sample_weight[block] @ Xb
-    mean = first / total
-    scatter = np.zeros((d, d))
-    square = np.zeros(d)
-    for block, Xb in iter_blocks(X, _INIT_ROWS):
-        diff = Xb - mean
-        weighted = diff if sample_weight is None else diff * sample_weight[block][:, None]
-        scatter += weighted.T @ diff
-        xw = Xb if sample_weight is None else Xb * sample_weight[block][:, None]
-        square += np.einsum("ij,ij->j", xw, Xb, dtype=np.float64)
-    denom = total - 1.0 if total > 1.0 else 1.0
-    cov = scatter / denom
-    return mean, 0.5 * (cov + cov.T), square / total
+def _block_pass(family, block, sample_weight, params, chunk_size, moments) -> RawStatistics:
+    """One Dask block's pass: the NumPy engine on this thread."""
+    return accumulate(family, np.asarray(block), sample_weight, params, chunk_size, threads=1, moments=moments)
 
 
 def _squared_distances(centers: np.ndarray, Xb: np.ndarray) -> np.ndarray:
@@ -338,7 +317,7 @@ def nearest_center(Xb: np.ndarray, centers: np.ndarray) -> np.ndarray:
 
 def _row_slices(X, rows: int) -> list[slice]:
     """The row slices of the blocks :func:`iter_blocks` yields, without reading ``X``."""
-    if _is_dask(X):
+    if is_dask(X):
         bounds = np.cumsum((0, *X.chunks[0]))
         return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     return _blocks(X.shape[0], rows)

@@ -7,10 +7,10 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["check_data", "check_sample_weight", "check_n_components", "check_positive"]
+__all__ = ["check_dask_array", "check_data", "check_n_components", "check_positive", "check_sample_weight", "is_dask"]
 
 
-def _is_dask(X) -> bool:
+def is_dask(X) -> bool:
     return type(X).__module__.startswith("dask.")
 
 
@@ -52,9 +52,7 @@ def check_data(X, *, name: str = "X", allow_memmap: bool = True) -> np.ndarray:
         )
     if isinstance(X, (str, bytes)) or X is None:
         raise TypeError(f"{name} must be a 2-D array of numbers, got {type(X).__name__}.")
-    if _is_dask(X) and hasattr(X, "chunks"):  # stays lazy; finiteness checked per block
-        from ._dask import check_dask_array
-
+    if is_dask(X) and hasattr(X, "chunks"):  # stays lazy; finiteness checked per block
         return check_dask_array(X, name)
     if hasattr(X, "to_numpy") and not isinstance(X, np.ndarray):  # pandas
         X = X.to_numpy()
@@ -143,3 +141,34 @@ def check_positive(name: str, value, *, integer: bool = False, allow_zero: bool 
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be finite and {bound}, got {value!r}.")
     return value
+
+
+def _check_block(block: np.ndarray, name: str = "X", block_info=None) -> np.ndarray:
+    try:
+        check_finite(block, name)
+    except ValueError as exc:
+        start = block_info[0]["array-location"][0][0] if block_info else 0
+        raise ValueError(f"{exc.args[0]} (rows counted from row {start}, where its block starts)") from None
+    return block
+
+
+def check_dask_array(X, name: str = "X"):
+    """A 2-D float ``dask.array`` chunked by rows only, with finiteness checked lazily per block.
+
+    Integer data become float64 and other float types float64 (float32 stays float32); the
+    columns are put in one chunk.  Row counts must be known (``X.compute_chunk_sizes()``).
+    """
+    if X.ndim != 2:
+        raise ValueError(f"Expected a 2-D array for {name}, got {X.ndim} dimensions (shape {X.shape}).")
+    if any(np.isnan(c) for c in X.chunks[0]):
+        raise ValueError(f"{name} has unknown chunk sizes: call {name}.compute_chunk_sizes() first.")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {X.shape}).")
+    kind = X.dtype.kind
+    if kind not in "biuf":
+        raise TypeError(f"{name} must contain real numbers, got dtype {X.dtype}.")
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    if X.numblocks[1] != 1:
+        X = X.rechunk({1: -1})
+    return X.map_blocks(_check_block, name, dtype=X.dtype)

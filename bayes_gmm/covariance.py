@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from scipy.linalg import lapack
 
 from ._blas import trmm_right_upper
+from .densities import log_invgamma, log_invwishart
 from .exceptions import SingularCovarianceError
-from .prior import NIWPrior, log_invgamma, log_invwishart
+
+if TYPE_CHECKING:
+    from .prior import NIWPrior
 
 __all__ = [
     "COVARIANCE_FAMILIES",
@@ -283,6 +286,31 @@ class CovarianceFamily:
         """
         raise NotImplementedError
 
+    def check_not_singular(self, covariances: np.ndarray, rel_tol: float) -> None:
+        """Raise :class:`SingularCovarianceError` naming the component whose covariance is
+        singular by ``scipy.stats.multivariate_normal``'s rule: non-finite, or an eigenvalue
+        (a variance) at most ``rel_tol`` times the largest (the plain EM's check)."""
+        for j, values in enumerate(self._spectra(np.asarray(covariances, dtype=float))):
+            if not np.all(np.isfinite(values)):
+                raise _singular(self._component(j), self.name, "it has non-finite entries")
+            if values.min() <= 0 or values.min() <= rel_tol * max(abs(values.max()), np.finfo(float).tiny):
+                raise _singular(
+                    self._component(j),
+                    self.name,
+                    f"its {self._spectrum_name} range from {values.min():.3g} to {values.max():.3g}",
+                )
+
+    #: What :meth:`_spectra` returns, for the message.
+    _spectrum_name: ClassVar[str] = "eigenvalues"
+
+    def _spectra(self, covariances: np.ndarray) -> list[np.ndarray]:
+        """Per covariance matrix of the family, its eigenvalues (or variances)."""
+        raise NotImplementedError
+
+    def _component(self, j: int) -> int | None:
+        """The component that covariance ``j`` of :meth:`_spectra` belongs to (None: all)."""
+        return j
+
     def params(self, weights, means, covariances) -> GaussianParams:
         cov_chol, prec_chol = self.cholesky(covariances)
         return GaussianParams(
@@ -443,6 +471,10 @@ class CovarianceFamily:
 # ----------------------------------------------------------------------------------------
 class _MatrixFamily(CovarianceFamily):
     """Families whose covariances are matrices (full, tied): upper precision factors."""
+
+    def _spectra(self, covariances):
+        stack = covariances.reshape(-1, *covariances.shape[-2:])
+        return [np.linalg.eigvalsh(c) if np.all(np.isfinite(c)) else c.ravel() for c in stack]
 
     def check_covariances(self, cov, k, d):
         cov = super().check_covariances(cov, k, d)
@@ -645,6 +677,9 @@ class FullCovariance(_MatrixFamily):
 class TiedCovariance(_MatrixFamily):
     name = "tied"
 
+    def _component(self, j):
+        return None
+
     def _matrices(self, n_components):
         return 1
 
@@ -749,6 +784,11 @@ class _VarianceFamily(CovarianceFamily):
     iteration at (1e6, 10, 10) and 2.6x at (1e5, 2, 10) (one thread).  Above ``_GEMM_MAX_D``
     the elementwise path (``_whiten_t``), whose work grows as d rather than d^2, is kept.
     """
+
+    _spectrum_name = "variances"
+
+    def _spectra(self, covariances):
+        return list(covariances.reshape(covariances.shape[0], -1))
 
     def cholesky(self, covariances):
         return _check_variances(covariances, self.name)

@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.special import gammaln, multigammaln
+
+from .covariance import get_family
+from .densities import log_dirichlet, log_invgamma, log_invwishart, log_mvnormal
+from .scaling import column_moments, column_scaling
 
 __all__ = [
     "DEFAULT_ALPHA",
@@ -39,74 +42,6 @@ DEFAULT_ALPHA = 2.0
 #: correlation scale keeps the prior equivariant to rescaling each column.
 SCALE_FLOOR = 1e-6
 
-_LOG_2PI = np.log(2.0 * np.pi)
-
-
-# ----------------------------------------------------------------------------------------
-# log densities (normalised), vectorised where it is cheap
-# ----------------------------------------------------------------------------------------
-def log_dirichlet(weights: np.ndarray, alpha: float) -> float:
-    """Log density of a symmetric ``Dirichlet(alpha, ..., alpha)`` at ``weights`` (shape (K,))."""
-    weights = np.asarray(weights, dtype=float)
-    k = weights.shape[-1]
-    norm = gammaln(k * alpha) - k * gammaln(alpha)
-    if alpha == 1.0:
-        return float(norm)
-    return float(norm + (alpha - 1.0) * np.sum(np.log(weights)))
-
-
-def log_mvnormal(x: np.ndarray, mean: np.ndarray, cov_chol: np.ndarray) -> np.ndarray:
-    """Log density of ``N(mean, L L^T)`` with ``cov_chol = L`` lower triangular.
-
-    ``x`` has shape (..., d); ``mean`` (d,) or broadcastable; ``cov_chol`` (..., d, d).
-    """
-    from scipy.linalg import solve_triangular
-
-    diff = np.asarray(x, dtype=float) - mean
-    d = diff.shape[-1]
-    cov_chol = np.asarray(cov_chol, dtype=float)
-    if cov_chol.ndim == 2:
-        z = solve_triangular(cov_chol, diff.T, lower=True).T
-        logdet = 2.0 * np.sum(np.log(np.diag(cov_chol)))
-    else:
-        z = np.stack([solve_triangular(c, v, lower=True) for c, v in zip(cov_chol, diff, strict=True)])
-        logdet = 2.0 * np.sum(np.log(np.diagonal(cov_chol, axis1=-2, axis2=-1)), axis=-1)
-    return -0.5 * (d * _LOG_2PI + logdet + np.sum(z * z, axis=-1))
-
-
-def log_invwishart(
-    cov: np.ndarray, nu0: float, psi0: np.ndarray, cov_chol: np.ndarray | None = None,
-    psi0_chol: np.ndarray | None = None,
-) -> np.ndarray:
-    """Log density of ``InvWishart(nu0, Psi0)`` at ``cov`` of shape (..., d, d).
-
-    Same parametrisation as :func:`scipy.stats.invwishart` (``df=nu0, scale=Psi0``).  The lower
-    Cholesky factors of ``cov`` and ``psi0`` may be passed when the caller has them.
-    """
-    cov = np.asarray(cov, dtype=float)
-    d = cov.shape[-1]
-    chol = np.linalg.cholesky(cov) if cov_chol is None else np.asarray(cov_chol, dtype=float)
-    logdet = 2.0 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
-    psi_chol = np.linalg.cholesky(psi0) if psi0_chol is None else psi0_chol
-    logdet_psi = 2.0 * np.sum(np.log(np.diag(psi_chol)))
-    # tr(Psi0 Sigma^{-1}) = ||L^{-1} C||_F^2 with Sigma = L L^T, Psi0 = C C^T
-    trace = np.sum(np.linalg.solve(chol, np.broadcast_to(psi_chol, chol.shape)) ** 2, axis=(-2, -1))
-    return (
-        0.5 * nu0 * logdet_psi
-        - 0.5 * nu0 * d * np.log(2.0)
-        - multigammaln(0.5 * nu0, d)
-        - 0.5 * (nu0 + d + 1) * logdet
-        - 0.5 * trace
-    )
-
-
-def log_invgamma(x: np.ndarray, a: float, b: np.ndarray) -> np.ndarray:
-    """Log density of ``InvGamma(a, b)`` (shape ``a``, scale ``b``) at ``x``, elementwise.
-
-    Same parametrisation as :func:`scipy.stats.invgamma` (``a=a, scale=b``).
-    """
-    x = np.asarray(x, dtype=float)
-    return a * np.log(b) - gammaln(a) - (a + 1.0) * np.log(x) - b / x
 
 
 # ----------------------------------------------------------------------------------------
@@ -158,8 +93,7 @@ def check_alpha(value: Any) -> float:
 
 
 def _check_covariance_type(covariance_type: Any) -> str:
-    from .covariance import get_family  # the registry's own check and message
-
+    """The registry's own check and message."""
     return get_family(covariance_type).name
 
 
@@ -171,11 +105,15 @@ def _check_prior_data(X):
     return X
 
 
-def _weighted_moments(X: np.ndarray, sample_weight: np.ndarray | None):
-    from . import _engine
+#: Above this many floats in an (n x d) temporary the data moments are computed by blocks
+#: (the engine's threshold for the same choice).
+_LARGE_FLOATS = 1 << 22
 
-    if _engine.by_blocks(X, X.shape[1]):  # no (n, d) temporaries; dask arrays stay lazy
-        return _engine.column_moments(X, sample_weight)
+
+def _weighted_moments(X: np.ndarray, sample_weight: np.ndarray | None):
+    if not isinstance(X, np.ndarray) or X.shape[0] * max(X.shape[1], 8) > _LARGE_FLOATS:
+        # memmaps, ScaledRows views, dask arrays: no (n, d) temporaries, dask stays lazy
+        return column_moments(X, sample_weight)
     n = X.shape[0]
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
     total = w.sum()
@@ -392,7 +330,6 @@ class NIWPrior:
         row the same number ``c``) takes a variance of about ``1e-6 c^2`` (1 for a column of
         zeros).  Constancy is decided on the column's own values, whatever its offset.
         """
-        from .scaling import column_scaling
 
         X = _check_prior_data(X)
         ct = _check_covariance_type(covariance_type)
@@ -459,7 +396,6 @@ class NIWPrior:
         return self._mapped(scaling, to_data=False)
 
     def _mapped(self, scaling, to_data: bool) -> NIWPrior:
-        from .covariance import get_family
 
         family = get_family(self.covariance_type)
         scale = scaling.scale if to_data else 1.0 / scaling.scale
@@ -497,7 +433,6 @@ class NIWPrior:
         Shapes follow scikit-learn: weights (K,), means (K, d), covariances (K, d, d) for full,
         (d, d) for tied, (K, d) for diag, (K,) for spherical.
         """
-        from .covariance import get_family  # the families own their part of the density
 
         family = get_family(self.covariance_type)
         means = np.asarray(means, dtype=float)

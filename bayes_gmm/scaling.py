@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ColumnScaling", "column_scaling"]
+__all__ = ["ColumnScaling", "ScaledRows", "column_moments", "column_scaling"]
 
 #: A constant column takes ``CONSTANT_SCALE * |value|`` as its scale (power of two).
 CONSTANT_SCALE = 1e-3
@@ -209,3 +209,35 @@ def _check_range(spread: np.ndarray, constant: np.ndarray) -> None:
                 "(smallest normal 2.2e-308). Rescale that column (e.g. multiply it by a power of "
                 "ten) before fitting."
             )
+
+
+def column_moments(X, sample_weight: np.ndarray | None):
+    """Weighted column mean, covariance (n - 1 denominator) and mean of squares, by blocks.
+
+    The same quantities as the prior's whole-array computation, in two passes over blocks of
+    rows (the mean, then the scatter about it) with no (n x d) temporary: for memmaps,
+    :class:`ScaledRows` views and dask arrays.
+    """
+    d = X.shape[1]
+    total = float(X.shape[0]) if sample_weight is None else float(np.sum(sample_weight))
+    first = np.zeros(d)
+    for Xb, wb in _row_blocks(X, sample_weight):
+        Xb = _as_float(Xb)
+        first += Xb.sum(axis=0, dtype=np.float64) if wb is None else wb @ Xb
+    mean = first / total
+    scatter = np.zeros((d, d))
+    square = np.zeros(d)
+    for Xb, wb in _row_blocks(X, sample_weight):
+        Xb = _as_float(Xb)
+        diff = Xb - mean
+        weighted = diff if wb is None else diff * wb[:, None]
+        scatter += weighted.T @ diff
+        xw = Xb if wb is None else Xb * wb[:, None]
+        square += np.einsum("ij,ij->j", xw, Xb, dtype=np.float64)
+    denom = total - 1.0 if total > 1.0 else 1.0
+    cov = scatter / denom
+    return mean, 0.5 * (cov + cov.T), square / total
+
+
+def _as_float(Xb: np.ndarray) -> np.ndarray:
+    return Xb if Xb.dtype in (np.float32, np.float64) else Xb.astype(np.float64)

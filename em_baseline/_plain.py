@@ -6,7 +6,7 @@ import numpy as np
 
 from bayes_gmm._base import BaseGaussianMixtureEM
 from bayes_gmm._validation import check_data, check_positive
-from bayes_gmm.covariance import GaussianParams, SufficientStatistics, _singular, get_family
+from bayes_gmm.covariance import GaussianParams, SufficientStatistics, get_family
 
 __all__ = ["PlainEM", "classic_start"]
 
@@ -27,12 +27,7 @@ def classic_start(X, k: int, covariance_type: str = "full", random_state=None) -
     d = X.shape[1]
     rng = np.random.default_rng(random_state)
     means = rng.uniform(X.min(axis=0), X.max(axis=0), size=(k, d))
-    precisions = {
-        "full": np.broadcast_to(np.eye(d), (k, d, d)).copy(),
-        "tied": np.eye(d),
-        "diag": np.ones((k, d)),
-        "spherical": np.ones(k),
-    }[get_family(covariance_type).name]
+    precisions = get_family(covariance_type).identity_covariances(k, d)  # the identity is its own inverse
     return {"weights_init": np.full(k, 1.0 / k), "means_init": means, "precisions_init": precisions}
 
 
@@ -103,7 +98,7 @@ class PlainEM(BaseGaussianMixtureEM):
         return stats.nk / stats.total_weight, means, covariances
 
     def _new_params(self, weights, means, covariances) -> GaussianParams:
-        _check_not_singular(self._family.name, covariances)
+        self._family.check_not_singular(covariances, _SINGULAR_FACTOR)
         return super()._new_params(weights, means, covariances)
 
     def _log_prior(self, params: GaussianParams) -> float:
@@ -121,28 +116,3 @@ class PlainEM(BaseGaussianMixtureEM):
         super()._store(result)
         self.log_likelihoods_ = self._history
         self.log_likelihood_ = float(result.objective)
-
-
-def _check_not_singular(family: str, covariances: np.ndarray) -> None:
-    """The singularity rule of scipy.stats.multivariate_normal, per component."""
-    cov = np.asarray(covariances, dtype=float)
-    if family in ("full", "tied"):
-        stack = cov[None] if family == "tied" else cov
-        for j, c in enumerate(stack):
-            if not np.all(np.isfinite(c)):
-                raise _singular(None if family == "tied" else j, family, "it has non-finite entries")
-            eig = np.linalg.eigvalsh(c)
-            if eig[0] <= _SINGULAR_FACTOR * max(abs(eig[-1]), np.finfo(float).tiny):
-                raise _singular(
-                    None if family == "tied" else j,
-                    family,
-                    f"its eigenvalues range from {eig[0]:.3g} to {eig[-1]:.3g}",
-                )
-    else:
-        var = cov if family == "diag" else cov[:, None]
-        for j, v in enumerate(var):
-            bad = not np.all(np.isfinite(v)) or v.min() <= 0
-            if family == "diag" and not bad:
-                bad = v.min() <= _SINGULAR_FACTOR * v.max()
-            if bad:
-                raise _singular(j, family, f"its variances range from {np.min(v):.3g} to {np.max(v):.3g}")
