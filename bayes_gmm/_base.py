@@ -7,6 +7,7 @@ objective, which keeps the comparison between MAP-EM and plain EM honest.
 
 from __future__ import annotations
 
+import time
 import warnings
 from abc import abstractmethod
 from dataclasses import dataclass
@@ -67,6 +68,8 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
         precisions_init=None,
         random_state=None,
         chunk_size: int | None = None,
+        verbose: int = 0,
+        verbose_interval: int = 10,
     ):
         self.k = k
         self.covariance_type = covariance_type
@@ -79,6 +82,8 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
         self.precisions_init = precisions_init
         self.random_state = random_state
         self.chunk_size = chunk_size
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
 
     # ------------------------------------------------------------------ hooks
     @abstractmethod
@@ -117,6 +122,8 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
         check_positive("n_init", self.n_init, integer=True)
         if self.chunk_size is not None:
             check_positive("chunk_size", self.chunk_size, integer=True)
+        check_positive("verbose", self.verbose, integer=True, allow_zero=True)
+        check_positive("verbose_interval", self.verbose_interval, integer=True)
         init = self.init_params
         if isinstance(init, str):
             if init not in INIT_METHODS:
@@ -252,6 +259,7 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
         raw = _engine.accumulate(family, X, sample_weight, params, self.chunk_size)
         objective = self._objective(raw, params)
         history = [objective]
+        tick = time.perf_counter()
         converged = False
         n_iter = 0
         for n_iter in range(1, self.max_iter + 1):
@@ -274,6 +282,14 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
                     "the data may hold values too large to square in float64: rescale X."
                 )
             history.append(objective)
+            if self.verbose >= 2 and n_iter % self.verbose_interval == 0:
+                now = time.perf_counter()
+                print(
+                    f"  Iteration {n_iter}\t time lapse {now - tick:.5f}s\t {self._objective_name} change "
+                    f"per row {(objective - history[-2]) / raw.total_weight:.3g}",
+                    flush=True,
+                )
+                tick = now
             # per unit of weight, as scikit-learn's mean log-likelihood: a change of the
             # objective does not depend on the units of X (the objective itself does), so the
             # stopping iteration is the same whatever the units.  tol=0 runs max_iter iterations.
@@ -313,8 +329,18 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         best: FitResult | None = None
         with _engine.fitting(n, int(self.k), d, self.chunk_size):
-            for _ in range(self.n_init):
+            for init in range(self.n_init):
+                if self.verbose:
+                    print(f"Initialization {init}", flush=True)
+                start = time.perf_counter()
                 result = self._run_em(Z, sample_weight, rng)
+                if self.verbose:
+                    state = "converged" if result.converged else "did not converge"
+                    print(
+                        f"Initialization {state} after {result.n_iter} iterations. time lapse "
+                        f"{time.perf_counter() - start:.5f}s",
+                        flush=True,
+                    )
                 if best is None or result.objective > best.objective:
                     best = result
         assert best is not None

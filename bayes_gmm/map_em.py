@@ -101,6 +101,11 @@ class MapEM(BaseGaussianMixtureEM):
         Makes the fit reproducible bit for bit.
     chunk_size : int, optional
         Rows per block of the E-step (default: sized to stay in cache).
+    verbose : int, default=0
+        As scikit-learn's: 1 prints each initialisation's start, iterations and time; 2 also
+        every ``verbose_interval`` iterations the time since the last line and the change of
+        the log-posterior per row (the quantity ``tol`` is compared with).  To standard output.
+    verbose_interval : int, default=10
 
     Notes
     -----
@@ -157,6 +162,8 @@ class MapEM(BaseGaussianMixtureEM):
         precisions_init=None,
         random_state=None,
         chunk_size: int | None = None,
+        verbose: int = 0,
+        verbose_interval: int = 10,
     ):
         super().__init__(
             k,
@@ -170,6 +177,8 @@ class MapEM(BaseGaussianMixtureEM):
             precisions_init=precisions_init,
             random_state=random_state,
             chunk_size=chunk_size,
+            verbose=verbose,
+            verbose_interval=verbose_interval,
         )
         self.prior_strength = prior_strength
         self.alpha = alpha

@@ -74,6 +74,8 @@ class PlainEM(BaseGaussianMixtureEM):
         precisions_init=None,
         random_state=None,
         chunk_size: int | None = None,
+        verbose: int = 0,
+        verbose_interval: int = 10,
     ):
         super().__init__(
             k,
@@ -87,6 +89,8 @@ class PlainEM(BaseGaussianMixtureEM):
             precisions_init=precisions_init,
             random_state=random_state,
             chunk_size=chunk_size,
+            verbose=verbose,
+            verbose_interval=verbose_interval,
         )
         self.reg_covar = reg_covar
 

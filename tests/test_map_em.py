@@ -403,3 +403,28 @@ def test_tol_zero_runs_max_iter(rng):
     with pytest.warns(ConvergenceWarning):
         est = MapEM(3, init_params=labels, tol=0.0, max_iter=25).fit(X)
     assert est.n_iter_ == 25 and est.log_posteriors_.shape == (26,)
+
+
+def test_verbose_prints_progress_as_scikit_learn_does(seed_problem, capsys):
+    X, _ = seed_problem
+    MapEM(10, random_state=0).fit(X)
+    assert capsys.readouterr().out == ""  # silent by default
+    est = MapEM(10, n_init=2, verbose=2, verbose_interval=1, tol=1e-8, random_state=0).fit(X)
+    out = capsys.readouterr().out.splitlines()
+    assert [line for line in out if line.startswith("Initialization ") and line[15:].isdigit()] == [
+        "Initialization 0",
+        "Initialization 1",
+    ]
+    iterations = [line for line in out if line.strip().startswith("Iteration")]
+    assert len(iterations) >= est.n_iter_  # every iteration of each run, interval 1
+    assert sum("converged after" in line for line in out) == 2
+    MapEM(10, n_init=1, verbose=1, random_state=0).fit(X)
+    quiet = capsys.readouterr().out
+    assert "Initialization 0" in quiet and "Iteration" not in quiet
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "yes"])
+def test_verbose_must_be_a_non_negative_integer(seed_problem, bad):
+    X, _ = seed_problem
+    with pytest.raises((TypeError, ValueError), match="verbose"):
+        MapEM(2, verbose=bad).fit(X)
