@@ -36,9 +36,14 @@ This module imports PyMC; ``import bayes_gmm`` does not import it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import numbers
+import os
 import sys
+import threading
+import time
 import warnings
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -57,7 +62,6 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
-from ._engine import _available_cores
 from ._validation import check_data, check_positive
 from .covariance import get_family
 from .exceptions import ConvergenceWarning
@@ -65,7 +69,14 @@ from .map_em import MapEM, log_posterior
 from .posterior_ops import mixture_logsumexp
 
 __all__ = [
+    "PosteriorSampler",
     "build_model",
+    "clear_posterior_cache",
+    "draw_prior",
+    "get_posterior_sampler",
+    "log_likelihood_of_draws",
+    "simulate_mixture",
+    "stacked_draws",
     "posterior_membership",
     "posterior_predictive_density",
     "relabel",
@@ -74,6 +85,15 @@ __all__ = [
 ]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def _available_cores() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
 _SAMPLERS = ("nutpie", "pymc")
 _COV_DIMS = {
     "full": ("component", "feature", "feature_bis"),
@@ -859,6 +879,47 @@ def _simulate(rng, weights, means, covariances, covariance_type, n):
 
 
 # ----------------------------------------------------------------------------------------
+# draws from the prior and of data, the likelihood of draws (simulation studies)
+# ----------------------------------------------------------------------------------------
+def draw_prior(prior, n_components: int, rng: np.random.Generator):
+    """One draw ``(weights, means, covariances)`` of a :class:`~bayes_gmm.NIWPrior`, in
+    scikit-learn's shapes (the model's own random functions)."""
+    k, ct, d = int(n_components), prior.covariance_type, prior.n_features
+    weights = rng.dirichlet(np.full(k, prior.alpha))
+    if ct in ("full", "tied"):
+        covariances = _invwishart_random(prior.nu0, prior.psi0, rng=rng, size=k if ct == "full" else None)
+        cov_k = covariances if ct == "full" else np.broadcast_to(covariances, (k, d, d))
+        means = _mean_random(prior.m0, prior.kappa0, cov_k, rng=rng)
+    else:
+        shape = (k, d) if ct == "diag" else (k,)
+        covariances = np.broadcast_to(np.asarray(prior.b0, dtype=float), shape) / rng.gamma(prior.a0, size=shape)
+        var = covariances if ct == "diag" else covariances[:, None]
+        means = _normal_mean_random(prior.m0, prior.kappa0, var, rng=rng, size=(k, d))
+    return weights, means, covariances
+
+
+def simulate_mixture(rng: np.random.Generator, weights, means, covariances, covariance_type: str, n: int):
+    """``n`` rows from one mixture (scikit-learn's shapes): ``X`` (n, d) and the labels (n,)."""
+    x, labels = _simulate(
+        rng, np.asarray(weights)[None], np.asarray(means)[None], np.asarray(covariances)[None], covariance_type, int(n)
+    )
+    return x[0], labels[0]
+
+
+def stacked_draws(posterior, covariance_type: str | None = None):
+    """``weights`` (S, K), ``means`` (S, K, d), ``covariances`` (S, ...) over (chain, draw)."""
+    ds = _posterior_dataset(posterior)
+    return _stacked_draws(ds, _covariance_type_of(ds, covariance_type))
+
+
+def log_likelihood_of_draws(X, weights, means, covariances, covariance_type: str) -> np.ndarray:
+    """``log p(X | theta_s) = sum_i log sum_k pi_k N(x_i | mu_k, Sigma_k)`` of each draw, (S,)."""
+    X = np.asarray(X, dtype=np.float64)
+    log_prob = _weighted_log_prob(X, np.asarray(weights), np.asarray(means), np.asarray(covariances), covariance_type)
+    return np.sum(logsumexp(log_prob, axis=2), axis=1)
+
+
+# ----------------------------------------------------------------------------------------
 # relabelling
 # ----------------------------------------------------------------------------------------
 def _kl_cost(means, covariances, ref_means, ref_covariances, covariance_type) -> np.ndarray:
@@ -1189,9 +1250,13 @@ def sample_posterior(
     random_seed : int, optional
         Makes the run reproducible (bit for bit with nutpie).
     progressbar : bool, default=True
-        The sampler's progress bar.
+        The sampler's progress bar, and a "Compiling the posterior model ..." line on stderr
+        before a compilation.
     model : pymc.Model, optional
-        A model from :func:`build_model` (possibly changed by the user); built if not given.
+        A model from :func:`build_model` (possibly changed by the user), sampled through
+        ``pm.sample`` (compiled on every call).  If not given (with ``sampler="nutpie"``), the
+        process-wide compiled model of ``est``'s covariance type and shape is used
+        (:func:`bayes_gmm.get_posterior_sampler`): compiled on the first call, reused after.
     cores : int, optional
         Chains run in parallel.  Default: every CPU this process may use, at most ``chains``
         (PyMC's own default halves the CPU count, assuming hyper-threads: on a 2-core machine
@@ -1253,8 +1318,6 @@ def sample_posterior(
     if sampler not in _SAMPLERS:
         raise ValueError(f"sampler must be one of {_SAMPLERS}, got {sampler!r}.")
     if model is None and sampler == "nutpie":
-        from .posterior_sampler import get_posterior_sampler
-
         return get_posterior_sampler(est).sample(
             est, X, draws=draws, tune=tune, chains=chains, random_seed=random_seed, progressbar=progressbar,
             cores=cores, target_accept=target_accept, ambiguity_tol=ambiguity_tol, log_likelihood=log_likelihood,
@@ -1533,3 +1596,281 @@ def sample_posterior_predictive(
         coords=coords,
         attrs={"covariance_type": ct},
     )
+
+
+# ----------------------------------------------------------------------------------------
+# the compiled model, reused across data sets (see bayes_gmm.posterior_sampler)
+# ----------------------------------------------------------------------------------------
+logger = logging.getLogger("bayes_gmm.posterior_sampler")
+
+_CACHE: dict[tuple[str, int, int], PosteriorSampler] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _key_of(est: MapEM) -> tuple[str, int, int]:
+    return (str(est.covariance_type), int(est.means_.shape[0]), int(est.means_.shape[1]))
+
+
+def get_posterior_sampler(est: MapEM) -> PosteriorSampler:
+    """The process-wide :class:`PosteriorSampler` for ``est``'s covariance type and shape.
+
+    Created (not yet compiled) on first use; every later call with an estimator of the same
+    ``(covariance_type, n_components, n_features)`` gets the same object, so the model is
+    compiled once per process.
+    """
+    est = _check_estimator(est)
+    key = _key_of(est)
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = PosteriorSampler(*key)
+        return _CACHE[key]
+
+
+def clear_posterior_cache() -> None:
+    """Forget every cached :class:`PosteriorSampler` (the next call compiles again)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+class PosteriorSampler:
+    """The posterior model of one shape, compiled once with nutpie and reused across data sets.
+
+    Parameters
+    ----------
+    covariance_type : {"full", "tied", "diag", "spherical"}
+    n_components, n_features : int
+
+    Attributes
+    ----------
+    model : pymc.Model
+        The model, its inputs as shared variables (``inputs``); its observed ``x`` has no
+        ``obs`` dim, so that any number of rows fits.
+    n_compilations : int
+        How many times nutpie compiled the model (0 or 1: :meth:`sample` compiles on first use).
+    compile_seconds : float or None
+        Wall time of that compilation.
+
+    Notes
+    -----
+    One sampler samples one data set at a time (a lock serialises :meth:`sample`).
+
+    Examples
+    --------
+    >>> import bayes_gmm  # doctest: +SKIP
+    >>> X, _ = bayes_gmm.make_seed_problem()  # doctest: +SKIP
+    >>> est = bayes_gmm.MapEM(10, n_init=5, random_state=0).fit(X)  # doctest: +SKIP
+    >>> sampler = bayes_gmm.get_posterior_sampler(est)  # doctest: +SKIP
+    >>> idata = sampler.sample(est, X, random_seed=1)  # doctest: +SKIP
+    >>> idata2 = sampler.sample(est2, X2, random_seed=1)  # same shape: no compilation  # doctest: +SKIP
+    """
+
+    def __init__(self, covariance_type: str, n_components: int, n_features: int):
+        if covariance_type not in _COV_DIMS:
+            raise ValueError(f"covariance_type must be one of {tuple(_COV_DIMS)}, got {covariance_type!r}.")
+        check_positive("n_components", n_components, integer=True)
+        check_positive("n_features", n_features, integer=True)
+        self.covariance_type = covariance_type
+        self.n_components = int(n_components)
+        self.n_features = int(n_features)
+        k, d = self.n_components, self.n_features
+        coords = {"component": list(range(k)), "feature": list(range(d)), "feature_bis": list(range(d))}
+        self.model, self.inputs = _shared_model(covariance_type, k, d, coords)
+        self.compiled = None
+        self.n_compilations = 0
+        self.compile_seconds: float | None = None
+        self._lock = threading.RLock()
+        self._forward = None
+
+    def __repr__(self) -> str:
+        state = "compiled" if self.compiled is not None else "not compiled"
+        return (f"PosteriorSampler({self.covariance_type!r}, n_components={self.n_components}, "
+                f"n_features={self.n_features}; {state})")
+
+    # ------------------------------------------------------------------------------------
+    def compile(self, *, progressbar: bool = True) -> PosteriorSampler:
+        """Compile the model with nutpie (numba), once; later calls return at once.
+
+        With ``progressbar=True`` a line "Compiling the posterior model ..." (and the time it
+        took) goes to stderr before nutpie's progress bar; the same goes to the
+        ``bayes_gmm.posterior_sampler`` logger at INFO level either way.
+        """
+        import nutpie
+
+        with self._lock:
+            if self.compiled is not None:
+                return self
+            what = (f"the posterior model ({self.covariance_type}, k={self.n_components}, "
+                    f"d={self.n_features}) with nutpie/numba")
+            logger.info("compiling %s ...", what)
+            if progressbar:
+                sys.stderr.write(f"Compiling {what} (once per process) ...\n")
+                sys.stderr.flush()
+            start = time.perf_counter()
+            with threadpool_limits(limits=1, user_api="blas"):
+                self.compiled = nutpie.compile_pymc_model(self.model, jitter_rvs=set())
+            self.compile_seconds = time.perf_counter() - start
+            self.n_compilations += 1
+            logger.info("compiled in %.1f s", self.compile_seconds)
+            if progressbar:
+                sys.stderr.write(f"Compiled in {self.compile_seconds:.1f} s.\n")
+                sys.stderr.flush()
+            return self
+
+    # ------------------------------------------------------------------------------------
+    def _check_shape(self, est: MapEM) -> None:
+        key = _key_of(est)
+        if key != (self.covariance_type, self.n_components, self.n_features):
+            raise ValueError(
+                f"this sampler is for covariance_type={self.covariance_type!r}, "
+                f"n_components={self.n_components}, n_features={self.n_features}; the estimator "
+                f"has {key[0]!r}, {key[1]}, {key[2]}: use get_posterior_sampler(est)."
+            )
+
+    def _forward_fn(self):
+        """Constrained parameter values -> the sampler's coordinates (compiled once, Python mode)."""
+        if self._forward is None:
+            model = self.model
+            values = [rv.type() for rv in model.free_RVs]
+            outs = [
+                model.rvs_to_transforms[rv].forward(value, *rv.owner.inputs)
+                for rv, value in zip(model.free_RVs, values, strict=True)
+            ]
+            self._forward = pytensor.function(values, outs, mode=_FAST, on_unused_input="ignore")
+        return self._forward
+
+    def start_point(self, est: MapEM, n: int) -> dict[str, np.ndarray]:
+        """The chains' starting point in the sampler's coordinates, by value variable
+        (:func:`bayes_gmm.posterior._start_point`, without compiling a function per call).
+
+        The model's inputs must already hold ``est``'s values.
+        """
+        init = _initvals(est, n)
+        free = self.model.free_RVs
+        unconstrained = self._forward_fn()(*(init[rv.name] for rv in free))
+        rng = np.random.default_rng(0)  # the sign pattern of _start_point
+        start = {}
+        for rv, value in zip(free, unconstrained, strict=True):
+            value = np.asarray(value, dtype=float)
+            start[self.model.rvs_to_values[rv].name] = value + START_OFFSET * rng.choice([-1.0, 1.0], size=value.shape)
+        return start
+
+    def _check_start(self, start: dict[str, np.ndarray]) -> np.ndarray:
+        """Raise where nutpie could not start; the start, flat in nutpie's order.
+
+        Evaluated with the compiled log density and gradient (microseconds): the compilation
+        comes first, once per process (a Python-mode check before it cost 1.6 s per call).
+        """
+        names, _, _ = self.compiled.shape_info
+        flat = np.concatenate([start[name].ravel() for name in names if name in start])
+        with np.errstate(all="ignore"):
+            logp, grad = self.compiled.logp_func(flat)
+        grad = np.asarray(grad)
+        named, offset = [], 0
+        for name in names:
+            if name in start:
+                size = start[name].size
+                named.append((name, grad[offset : offset + size].reshape(start[name].shape)))
+                offset += size
+        _raise_for_bad_start(float(logp), named, "nutpie")
+        return flat
+
+    # ------------------------------------------------------------------------------------
+    def run(
+        self,
+        est: MapEM,
+        X: np.ndarray,
+        *,
+        draws: int,
+        tune: int,
+        chains: int,
+        random_seed: int | None,
+        progressbar: bool,
+        cores: int | None = None,
+        target_accept: float | None = None,
+        save_warmup: bool = True,
+    ) -> tuple[xr.DataTree, float]:
+        """nutpie's own result (draws of the parameters, unrelabelled) and the sampling time.
+
+        The bare sampling step of :meth:`sample` (``X`` already checked): no relabelling, no
+        log-likelihood, no convergence check (what a simulation study needs, many times).
+        """
+        import nutpie
+
+        self._check_shape(est)
+        cores = min(chains, _available_cores()) if cores is None else cores
+        with self._lock:
+            values = model_input_values(est, X)
+            self.compile(progressbar=progressbar)
+            set_model_inputs(self.inputs, values)
+            start = self._check_start(self.start_point(est, X.shape[0]))
+            known = {var.name for var in self.compiled.shared_var_keys}
+            compiled = self.compiled.with_data(**{name: v for name, v in values.items() if name in known})
+            compiled = dataclasses.replace(compiled, initial_point_func=lambda seed: start.copy())
+            seed = int(np.random.default_rng(random_seed).integers(2**31)) if random_seed is None else int(random_seed)
+            nuts = {} if target_accept is None else {"target_accept": float(target_accept)}
+            t0 = time.perf_counter()
+            with threadpool_limits(limits=1, user_api="blas"):
+                try:
+                    idata = nutpie.sample(
+                        compiled, draws=draws, tune=max(tune, 1), chains=chains, cores=cores, seed=seed,
+                        save_warmup=save_warmup, progress_bar=progressbar, **nuts,
+                    )
+                except RuntimeError as err:
+                    raise _nutpie_start_error(err) from None
+            return idata, time.perf_counter() - t0
+
+    def sample(
+        self,
+        est: MapEM,
+        X,
+        *,
+        draws: int = 1000,
+        tune: int = 1000,
+        chains: int = 4,
+        random_seed: int | None = None,
+        progressbar: bool = True,
+        cores: int | None = None,
+        target_accept: float | None = None,
+        ambiguity_tol: float = 1.0,
+        log_likelihood: bool = True,
+    ) -> xr.DataTree:
+        """Sample the posterior for ``est`` and ``X`` (see :func:`bayes_gmm.sample_posterior`).
+
+        Compiles on first use.  ``idata["sample_stats"].attrs`` records where the time went:
+        ``compile_seconds`` (0 when the compiled model was reused), ``sampling_seconds``
+        (nutpie, tuning and draws), ``log_likelihood_seconds``, ``postprocess_seconds``
+        (relabelling, convergence checks) and the gradient evaluations of tuning and of the
+        draws (``tuning_gradient_evaluations``, ``draw_gradient_evaluations``).
+        """
+        est = _check_estimator(est)
+        X = _check_X(est, X)
+        draws, tune, chains, cores = _check_sampling_args(draws, tune, chains, cores)
+        compiled_now = self.compiled is None
+        idata, sampling_seconds = self.run(
+            est, X, draws=draws, tune=tune, chains=chains, random_seed=random_seed, progressbar=progressbar,
+            cores=cores, target_accept=target_accept,
+        )
+        timings = {
+            "compile_seconds": float(self.compile_seconds) if compiled_now else 0.0,
+            "sampling_seconds": sampling_seconds,
+            "tuning_gradient_evaluations": int(idata["warmup_sample_stats"]["n_steps"].sum()),
+            "draw_gradient_evaluations": int(idata["sample_stats"]["n_steps"].sum()),
+        }
+        out = xr.DataTree()
+        raw = idata["posterior"].to_dataset()[["weights", "means", "covariances"]]
+        out["sample_stats"] = xr.DataTree(idata["sample_stats"].to_dataset())
+        out["warmup_sample_stats"] = xr.DataTree(idata["warmup_sample_stats"].to_dataset())
+        coords = _model_coords(est, X.shape[0])
+        raw = raw.assign_coords({name: coords[name] for name in ("component", "feature", "feature_bis")})
+        t0 = time.perf_counter()
+        if log_likelihood:
+            out["log_likelihood"] = xr.DataTree(_log_likelihood_dataset(raw, X, est.covariance_type, coords))
+        timings["log_likelihood_seconds"] = time.perf_counter() - t0
+        out["observed_data"] = xr.DataTree(
+            xr.Dataset({"x": (("obs", "feature"), X)}, coords={"obs": coords["obs"], "feature": coords["feature"]})
+        )
+        t0 = time.perf_counter()
+        out = _finish(out, raw, est, X, coords, ambiguity_tol)
+        timings["postprocess_seconds"] = time.perf_counter() - t0
+        out["sample_stats"].attrs.update(timings)
+        return out

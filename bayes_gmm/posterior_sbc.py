@@ -24,33 +24,18 @@ import warnings
 
 import numpy as np
 from scipy import stats
-from scipy.special import logsumexp
 
-from . import posterior as _post
-from ._engine import _available_cores
 from .map_em import MapEM
-from .posterior_sampler import get_posterior_sampler
+from .posterior import (
+    draw_prior,
+    get_posterior_sampler,
+    log_likelihood_of_draws,
+    simulate_mixture,
+    stacked_draws,
+)
 from .prior import NIWPrior
 
-__all__ = ["SBCResult", "draw_prior", "rank_tests", "simulation_based_calibration"]
-
-
-def draw_prior(prior: NIWPrior, n_components: int, rng: np.random.Generator):
-    """One draw ``(weights, means, covariances)`` of the prior, in scikit-learn's shapes."""
-    k, ct, d = n_components, prior.covariance_type, prior.n_features
-    weights = rng.dirichlet(np.full(k, prior.alpha))
-    if ct in ("full", "tied"):
-        size = k if ct == "full" else None
-        covariances = _post._invwishart_random(prior.nu0, prior.psi0, rng=rng, size=size)
-        cov_k = covariances if ct == "full" else np.broadcast_to(covariances, (k, d, d))
-        means = _post._mean_random(prior.m0, prior.kappa0, cov_k, rng=rng)
-    else:
-        shape = (k, d) if ct == "diag" else (k,)
-        b0 = np.broadcast_to(np.asarray(prior.b0, dtype=float), shape)
-        covariances = b0 / rng.gamma(prior.a0, size=shape)
-        var = covariances if ct == "diag" else covariances[:, None]
-        means = prior.m0 + np.sqrt(var / prior.kappa0) * rng.standard_normal((k, d))
-    return weights, means, covariances
+__all__ = ["SBCResult", "rank_histograms", "rank_tests", "simulation_based_calibration", "label_invariant_quantities"]
 
 
 def _dense(covariances, ct: str, k: int, d: int) -> np.ndarray:
@@ -66,14 +51,14 @@ def _dense(covariances, ct: str, k: int, d: int) -> np.ndarray:
     return out
 
 
-def test_quantities(X, weights, means, covariances, ct: str) -> tuple[np.ndarray, list[str]]:
+def label_invariant_quantities(X, weights, means, covariances, ct: str) -> tuple[np.ndarray, list[str]]:
     """The label-invariant quantities of draws (S, ...): (S, Q) and their names."""
     s, k, d = means.shape
     order = np.argsort(means[:, :, 0], axis=1, kind="stable")  # (S, K)
     rows = np.arange(s)[:, None]
     sorted_means = means[rows, order]  # (S, K, d)
     variances = np.diagonal(_dense(covariances, ct, k, d), axis1=-2, axis2=-1)[rows, order]  # (S, K, d)
-    log_lik = np.sum(logsumexp(_post._weighted_log_prob(X, weights, means, covariances, ct), axis=2), axis=1)
+    log_lik = log_likelihood_of_draws(X, weights, means, covariances, ct)
     columns = [sorted_means.reshape(s, -1), weights[rows[:, 0], order[:, 0]][:, None],
                np.log(variances).reshape(s, -1), log_lik[:, None]]
     names = [f"mean[{j}, {f}]" for j in range(k) for f in range(d)] + ["weight of lowest mean"]
@@ -191,7 +176,6 @@ def simulation_based_calibration(
     rng = np.random.default_rng(random_seed)
     simulate_prior = prior if simulate_prior is None else simulate_prior
     ct, k = prior.covariance_type, int(n_components)
-    cores = min(chains, _available_cores()) if cores is None else cores
     n_draws = chains * draws
     if n_ranks - 1 > n_draws:
         raise ValueError(f"n_ranks - 1 = {n_ranks - 1} thinned draws need chains * draws >= {n_ranks - 1}.")
@@ -199,8 +183,7 @@ def simulation_based_calibration(
     ranks, failed, names = [], 0, None
     for _ in range(n_replicates):
         weights, means, covariances = draw_prior(simulate_prior, k, rng)
-        X, _ = _post._simulate(rng, weights[None], means[None], np.asarray(covariances)[None], ct, int(n_samples))
-        X = X[0]
+        X, _ = simulate_mixture(rng, weights, means, covariances, ct, n_samples)
         est = MapEM(k, covariance_type=ct, prior=prior, n_init=3, max_iter=2000,
                     random_state=int(rng.integers(2**31)))
         with warnings.catch_warnings():
@@ -214,8 +197,8 @@ def simulation_based_calibration(
             failed += 1
             continue
         post = idata["posterior"].to_dataset()
-        w, m, c = _post._stacked_draws(post, ct)
-        draws_q, names = test_quantities(X, w[keep], m[keep], c[keep], ct)
-        true_q, _ = test_quantities(X, weights[None], means[None], np.asarray(covariances)[None], ct)
+        w, m, c = stacked_draws(post, ct)
+        draws_q, names = label_invariant_quantities(X, w[keep], m[keep], c[keep], ct)
+        true_q, _ = label_invariant_quantities(X, weights[None], means[None], np.asarray(covariances)[None], ct)
         ranks.append(np.sum(draws_q < true_q, axis=0))
     return SBCResult(np.asarray(ranks, dtype=np.int64), n_ranks, names or [], failed, time.perf_counter() - start)
