@@ -33,6 +33,7 @@ from scipy.special import logsumexp
 
 from ._validation import is_dask
 from .covariance import CovarianceFamily, GaussianParams, RawStatistics, SufficientStatistics
+from .scaling import is_large
 
 __all__ = [
     "accumulate",
@@ -267,17 +268,8 @@ def log_responsibilities(weighted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------------------
 # initialisation and data moments by blocks (memory that does not grow with n)
 # ----------------------------------------------------------------------------------------
-#: Above this many floats in an (n x K) or (n x d) temporary, the initialisation and the
-#: data moments are computed by blocks; below it they use the plain whole-array code (whose
-#: results, bit for bit, earlier versions reproduce).
-_LARGE_FLOATS = 1 << 22
 #: Rows per block of the passes that only need a few numbers per row.
 _INIT_ROWS = 1 << 15
-
-
-def is_large(n_samples: int, width: int) -> bool:
-    """Whether an (n_samples x width) float64 temporary is too large to build whole."""
-    return n_samples * max(width, 8) > _LARGE_FLOATS
 
 
 def by_blocks(X, width: int) -> bool:

@@ -21,7 +21,7 @@ import numpy as np
 
 from .covariance import get_family
 from .densities import log_dirichlet, log_invgamma, log_invwishart, log_mvnormal
-from .scaling import column_moments, column_scaling
+from .scaling import column_moments, column_scaling, is_large
 
 __all__ = [
     "DEFAULT_ALPHA",
@@ -105,13 +105,8 @@ def _check_prior_data(X):
     return X
 
 
-#: Above this many floats in an (n x d) temporary the data moments are computed by blocks
-#: (the engine's threshold for the same choice).
-_LARGE_FLOATS = 1 << 22
-
-
 def _weighted_moments(X: np.ndarray, sample_weight: np.ndarray | None):
-    if not isinstance(X, np.ndarray) or X.shape[0] * max(X.shape[1], 8) > _LARGE_FLOATS:
+    if not isinstance(X, np.ndarray) or is_large(X.shape[0], X.shape[1]):
         # memmaps, ScaledRows views, dask arrays: no (n, d) temporaries, dask stays lazy
         return column_moments(X, sample_weight)
     n = X.shape[0]

@@ -30,7 +30,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ColumnScaling", "ScaledRows", "column_moments", "column_scaling"]
+__all__ = ["ColumnScaling", "ScaledRows", "column_moments", "column_scaling", "is_large"]
+
+#: Above this many floats in an (n x width) temporary, passes over the data go by blocks of
+#: rows (the engine's initialisation, the prior's data moments); below it the plain
+#: whole-array code runs (whose results, bit for bit, earlier versions reproduce).
+_LARGE_FLOATS = 1 << 22
+
+
+def is_large(n_samples: int, width: int) -> bool:
+    """Whether an (n_samples x width) float64 temporary is too large to build whole."""
+    return n_samples * max(width, 8) > _LARGE_FLOATS
 
 #: A constant column takes ``CONSTANT_SCALE * |value|`` as its scale (power of two).
 CONSTANT_SCALE = 1e-3

@@ -11,7 +11,7 @@ from scipy.special import logsumexp
 from sklearn.cluster import kmeans_plusplus
 from sklearn.utils import check_random_state
 
-from bayes_gmm import MapEM, _engine
+from bayes_gmm import MapEM, _engine, scaling
 from bayes_gmm.covariance import get_family
 from bayes_gmm.prior import _weighted_moments
 from bayes_gmm.scaling import ScaledRows
@@ -273,7 +273,7 @@ def test_blocked_initialisation_equals_plain(rng, monkeypatch, init_params, cova
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         plain.fit(X)
-        monkeypatch.setattr(_engine, "_LARGE_FLOATS", 1000)
+        monkeypatch.setattr(scaling, "_LARGE_FLOATS", 1000)
         monkeypatch.setattr(_engine, "_INIT_ROWS", 700)
         blocked = MapEM(3, covariance_type=covariance_type, init_params=init_params, random_state=0, max_iter=3, tol=0.0)
         blocked.fit(X)
@@ -286,8 +286,8 @@ def test_blocked_data_moments_equal_plain(rng, monkeypatch, weighted):
     X = _data(rng, n=5000, d=4)
     sample_weight = rng.random(X.shape[0]) if weighted else None
     plain = _weighted_moments(X, sample_weight)
-    monkeypatch.setattr(_engine, "_LARGE_FLOATS", 1000)
-    monkeypatch.setattr(_engine, "_INIT_ROWS", 777)
+    monkeypatch.setattr(scaling, "_LARGE_FLOATS", 1000)
+    monkeypatch.setattr(scaling, "_ROWS", 777)
     blocked = _weighted_moments(X, sample_weight)
     for a, b in zip(blocked, plain, strict=True):
         assert _rel(a, b) < 1e-12
