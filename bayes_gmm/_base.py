@@ -25,14 +25,21 @@ from .covariance import CovarianceFamily, GaussianParams, RawStatistics, Suffici
 from .exceptions import ConvergenceWarning, SingularCovarianceError
 from .scaling import ColumnScaling
 
-__all__ = ["INIT_METHODS", "KMEANS_MAX_ROWS", "BaseGaussianMixtureEM", "FitResult", "bic_value"]
+__all__ = ["INIT_METHODS", "KMEANS_MAX_ROWS", "KMEANS_N_INIT", "BaseGaussianMixtureEM", "FitResult", "bic_value"]
 
 #: The named ways to start a fit (``init_params``).
 INIT_METHODS = ("k-means++", "kmeans", "random_from_data", "random")
-#: Rows the "kmeans" start clusters (a uniform sample when X has more): 2^15, or 64 per
-#: component for k above 512.  On the speed benchmark's data, 2^14 to 2^17 rows gave starts
+#: Rows the "kmeans" start clusters (a uniform sample when X has more): 2^14, or 64 per
+#: component for k above 256.  On the speed benchmark's data, 2^13 to 2^17 rows gave starts
 #: of the same quality (the same EM iterations and log-posterior, to the seed's variation).
-KMEANS_MAX_ROWS = 1 << 15
+KMEANS_MAX_ROWS = 1 << 14
+#: k-means runs of the "kmeans" start (the one with the smallest inertia is kept).  One run
+#: can stop in a poor local optimum: on the speed benchmark's overlapping clusters at
+#: (1e5, 100, 5), seed 1 of six seeds merged two clusters, and EM from it took 5 iterations to
+#: a mode 27 000 log-posterior units below the other seeds' (reached in 1 iteration); with three
+#: runs all six seeds reach that mode in 1 iteration.  A run on the 2^14-row sample costs a
+#: fraction of one EM iteration on the whole data.
+KMEANS_N_INIT = 3
 
 
 def bic_value(log_likelihood: float, n_parameters: int, n_samples: int) -> float:
@@ -166,8 +173,8 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
         flops); "random" feeds each block's random responsibilities through the engine's
         kernels.  k-means++ seeds are scikit-learn's (``kmeans_plusplus``; for data too large
         for its (n, t) arrays the engine's version, which draws the same random numbers).
-        "kmeans" seeds are the centres of scikit-learn's ``KMeans`` (one run, k-means++
-        seeding) fitted to at most ``KMEANS_MAX_ROWS`` (or 64 k) rows drawn at random: more rows hardly
+        "kmeans" seeds are the centres of scikit-learn's ``KMeans`` (the best of
+        ``KMEANS_N_INIT`` runs, k-means++ seeding) fitted to at most ``KMEANS_MAX_ROWS`` (or 64 per component) rows drawn at random: more rows hardly
         move k-means centres, and the sample keeps the start's time and memory bounded on
         large arrays and memmaps.
         """
@@ -192,7 +199,7 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
         )
 
     def _kmeans_centers(self, X, sample_weight, rng) -> np.ndarray:
-        """Centres of scikit-learn's ``KMeans`` on X, or on ``KMEANS_MAX_ROWS`` (or 64 k) random rows."""
+        """Centres of scikit-learn's ``KMeans`` on X, or on ``KMEANS_MAX_ROWS`` (or 64 per component) random rows."""
         n, cap = X.shape[0], max(KMEANS_MAX_ROWS, 64 * int(self.k))
         rows = slice(None) if n <= cap else np.sort(rng.choice(n, size=cap, replace=False))
         sample = np.asarray(X[rows], dtype=float)
@@ -206,7 +213,7 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
         with warnings.catch_warnings():
             # fewer distinct points than k: the components left empty start from the prior
             warnings.filterwarnings("ignore", message="Number of distinct clusters", category=SklearnConvergenceWarning)
-            return KMeans(self.k, n_init=1, random_state=rng).fit(sample, sample_weight=weight).cluster_centers_
+            return KMeans(self.k, n_init=KMEANS_N_INIT, random_state=rng).fit(sample, sample_weight=weight).cluster_centers_
 
     def _initialize(self, X, sample_weight, rng) -> GaussianParams:
         """Starting parameters in the fit's units (``weights_init`` etc. are in the data's)."""

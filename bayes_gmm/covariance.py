@@ -45,10 +45,17 @@ __all__ = [
 _LOG_2PI = np.log(2.0 * np.pi)
 #: Up to this dimension the full family factors all covariances in one batched call.
 _BATCHED_CHOLESKY_MAX_D = 8
-#: Up to this dimension the full family whitens a block with one general matrix product for
-#: all components and gets its moments from batched products; above it, the triangular
-#: (TRMM) and symmetric (SYRK) products per component, which do half the flops, are faster.
+#: Up to this dimension the full family gets a block's moments from batched general products;
+#: above it, from one symmetric product (SYRK) per component, which does half the flops.
 _GEMM_MAX_D = 24
+#: Up to this dimension the full family whitens a block with one general matrix product for
+#: all components; above it, with one triangular product (TRMM) per component, half the flops.
+#: One product is as fast as K TRMMs on one thread up to d = 100 (measured on an Intel Xeon VM,
+#: OpenBLAS SkylakeX: 382 vs 379 ms per iteration at (1e5, 100, 5)) and far faster on two:
+#: K small calls per block, each with its copy, made the two block threads wait on each other
+#: (two threads 1316 ms per iteration at (2e5, 50, 20) against 795 ms on one; with the one
+#: product 617 ms).  At d = 200 TRMM is faster (408 against 483 ms per iteration, one thread).
+_STACKED_GEMM_MAX_D = 128
 
 
 # ----------------------------------------------------------------------------------------
@@ -587,7 +594,7 @@ class FullCovariance(_MatrixFamily):
         log_prob = _scratch("log_prob", (k, m), dtype)
         center, A, Q = _augmented_whitener(params, dtype)
         Xa = _augmented_rows(X, center)
-        if d <= _GEMM_MAX_D:  # all components in one general product, near peak for small d
+        if d <= _STACKED_GEMM_MAX_D:  # all components in one general product
             np.matmul(A, Xa, out=Z.reshape(k * (d + 1), m))
             _squared_norms_t(Z[:, 1:], out=log_prob)
         else:  # half the flops; each component's norms while its block is still in cache

@@ -21,7 +21,7 @@ import numpy as np
 
 from .covariance import get_family
 from .densities import log_dirichlet, log_invgamma, log_invwishart, log_mvnormal
-from .scaling import column_moments, column_scaling, is_large
+from .scaling import ScaledRows, column_moments, column_scaling, is_large
 
 __all__ = [
     "DEFAULT_ALPHA",
@@ -106,6 +106,8 @@ def _check_prior_data(X):
 
 
 def _weighted_moments(X: np.ndarray, sample_weight: np.ndarray | None):
+    if isinstance(X, ScaledRows) and X.scaling.moments is not None:
+        return X.scaling.moments  # from the scaling's own pass (column_scaling(moments=True))
     if not isinstance(X, np.ndarray) or is_large(X.shape[0], X.shape[1]):
         # memmaps, ScaledRows views, dask arrays: no (n, d) temporaries, dask stays lazy
         return column_moments(X, sample_weight)

@@ -26,11 +26,11 @@ column and what to do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["ColumnScaling", "ScaledRows", "column_moments", "column_scaling", "is_large"]
+__all__ = ["ColumnScaling", "ScaledRows", "column_moments", "column_scaling", "is_large", "transforms_by_rows"]
 
 #: Above this many floats in an (n x width) temporary, passes over the data go by blocks of
 #: rows (the engine's initialisation, the prior's data moments); below it the plain
@@ -41,6 +41,13 @@ _LARGE_FLOATS = 1 << 22
 def is_large(n_samples: int, width: int) -> bool:
     """Whether an (n_samples x width) float64 temporary is too large to build whole."""
     return n_samples * max(width, 8) > _LARGE_FLOATS
+
+
+def transforms_by_rows(X) -> bool:
+    """Whether :meth:`ColumnScaling.transform` wraps ``X`` in a :class:`ScaledRows` view."""
+    return isinstance(X, np.memmap) or (
+        not type(X).__module__.startswith("dask.") and X.shape[0] * X.shape[1] > (1 << 22)
+    )
 
 #: A constant column takes ``CONSTANT_SCALE * |value|`` as its scale (power of two).
 CONSTANT_SCALE = 1e-3
@@ -67,12 +74,19 @@ class ColumnScaling:
         Columns whose rows (those with positive weight) all hold the same number.
     sd : ndarray of shape (d,)
         The column standard deviations (``scale`` is the common one where ``common=True``).
+    moments : tuple of ndarray or None
+        With ``column_scaling(..., moments=True)``: the standardised data's column means
+        (d,), covariance (d, d) (n - 1 denominator) and means of squares (d,), under the
+        weights the scaling was computed with, from the scaling's own pass over the rows (what
+        :func:`column_moments` of the standardised rows gives, to rounding, without two more
+        passes).  None otherwise.
     """
 
     center: np.ndarray
     scale: np.ndarray
     constant: np.ndarray
     sd: np.ndarray
+    moments: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, compare=False, repr=False)
 
     @property
     def log_scale_sum(self) -> float:
@@ -89,7 +103,7 @@ class ColumnScaling:
         if type(X).__module__.startswith("dask."):
             dtype = X.dtype
             return ((X - self.center) / self.scale).astype(dtype)
-        if isinstance(X, np.memmap) or X.shape[0] * X.shape[1] > (1 << 22):
+        if transforms_by_rows(X):
             return ScaledRows(X, self)
         return self.transform_block(X)
 
@@ -154,12 +168,16 @@ def _row_blocks(X, sample_weight):
         yield np.asarray(X[rows]), None if sample_weight is None else sample_weight[rows]
 
 
-def column_scaling(X, sample_weight: np.ndarray | None = None, *, common: bool = False) -> ColumnScaling:
+def column_scaling(
+    X, sample_weight: np.ndarray | None = None, *, common: bool = False, moments: bool = False
+) -> ColumnScaling:
     """Centres and power-of-two scales of the columns of ``X`` (see the module's docstring).
 
     ``X`` is a finite 2-D array (NumPy, memmap or dask, read by blocks of rows); rows with a
     zero weight are ignored.  Raises ``ValueError`` for a column whose spread cannot be
-    squared in float64.
+    squared in float64.  ``moments=True`` also keeps the standardised data's moments
+    (:attr:`ColumnScaling.moments`): the pass that sums the squared deviations sums their
+    products too (``n d^2`` flops), which spares the prior two more passes over a large array.
     """
     d = X.shape[1]
     lo = np.full(d, np.inf)
@@ -184,8 +202,11 @@ def column_scaling(X, sample_weight: np.ndarray | None = None, *, common: bool =
         total += Yb.shape[0] if wb is None else float(np.sum(wb))
     mean_u = first / total
     second = np.zeros(d)
+    cross = np.zeros((d, d)) if moments else None
     for Xb, wb in _row_blocks(X, sample_weight):
         Db = np.asarray(Xb, dtype=np.float64) / unit - mean_u
+        if cross is not None:
+            cross += Db.T @ (Db if wb is None else Db * wb[:, None])
         Db *= Db
         second += Db.sum(axis=0) if wb is None else wb @ Db
     var_u = second / (total - 1.0 if total > 1.0 else 1.0)
@@ -202,7 +223,24 @@ def column_scaling(X, sample_weight: np.ndarray | None = None, *, common: bool =
     else:
         fallback = np.where(magnitude > 0, CONSTANT_SCALE * magnitude, 1.0)
         scale = np.where(constant | ~(sd > 0), fallback, sd)
-    return ColumnScaling(center.astype(np.float64), scale.astype(np.float64), constant, sd)
+    standardized = None
+    if cross is not None:
+        cross[constant, :] = cross[:, constant] = 0.0  # exactly 0 in standardised units
+        standardized = _standardized_moments(cross, unit / scale, total)
+    return ColumnScaling(center.astype(np.float64), scale.astype(np.float64), constant, sd, standardized)
+
+
+def _standardized_moments(cross: np.ndarray, factor: np.ndarray, total: float):
+    """Mean, covariance and mean of squares of ``z`` from the scatter of ``x / unit`` about its mean.
+
+    ``z = (x - c) / s`` with ``c`` the mean (or, for a constant column, its value), so every
+    column of ``z`` has mean 0 and ``z_j = (x_j / unit_j - mean) * factor_j`` with
+    ``factor = unit / s``.
+    """
+    scatter = cross * factor[:, None] * factor[None, :]
+    scatter = 0.5 * (scatter + scatter.T)
+    denom = total - 1.0 if total > 1.0 else 1.0
+    return np.zeros(factor.shape[0]), scatter / denom, np.diag(scatter) / total
 
 
 def _check_range(spread: np.ndarray, constant: np.ndarray) -> None:
