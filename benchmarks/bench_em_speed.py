@@ -45,7 +45,9 @@ columns, d in all).
 
 Goal sizes (issue 14, float64, full): per iteration >= 6x at (1e6, 10, 10), >= 4x at
 (2e5, 10, 10), >= 3x at (2e5, 50, 20) and (1e5, 100, 5), MapEM/it <= 3x the floor at
-(1e6, 10, 10); a user's whole fit >= 3x.  A goal shows as ``>=6 ok`` or ``>=6 MISS``; ``(...)``
+(1e6, 10, 10) (one thread, as the issue's figure; the two-thread /floor is printed without a
+goal); a user's whole fit >= 3x; at the default thread count, at least the one-thread ratio
+(a closing table lists every row's two ratios).  A goal shows as ``>=6 ok`` or ``>=6 MISS``; ``(...)``
 marks a goal case scaled down by ``--scale`` (the goal is for the full size), ``*`` a digits row
 (its d is the data's, not the goal size's).
 
@@ -361,7 +363,8 @@ def format_iter_row(case, d, threads, row, ll_diff, conv):
         floor = flop_floor_seconds(case.n, d, case.k, row["gflops"])
         per_floor = row["marginal"] / floor
         floor_txt, per_floor_txt = f"{floor * 1e3:7.2f}ms", f"{per_floor:6.2f}"
-        floor_goal = goal_text(FLOOR_GOALS.get(key), per_floor, case, at_most=True)
+        # the floor goal is the issue's one-thread figure (its 235 ms against 73 ms of GEMM work)
+        floor_goal = goal_text(FLOOR_GOALS.get(key) if threads == 1 else None, per_floor, case, at_most=True)
     gflops = f"{row['gflops']:5.1f}" if row["gflops"] is not None else f"{'-':>5s}"
     return (f"{case.data:>12s} {case.n:9d} {d:4d} {case.k:3d} {case.cov:>5s} {case.dtype:>7s} "
             f"{str(threads or 'default'):>7s} {row['m']:5d} {row['sk'] * 1e3:9.2f}ms {row['me'] * 1e3:8.2f}ms "
@@ -498,8 +501,10 @@ def parse_cases(args) -> list[Case]:
 
 
 def run_mode(mode, cases, args, thread_settings):
+    """One table; returns ``{(case, d): {threads: ratio}}`` for :func:`print_thread_check`."""
     print(f"\n## {'per iteration' if mode == 'iter' else 'user fit: MapEM(k).fit(X) vs GaussianMixture(k).fit(X)'}")
     print(ITER_HEADER if mode == "iter" else USER_HEADER, flush=True)
+    ratios = {}
     for case in cases:
         X = make_data(case)
         d = X.shape[1]
@@ -507,11 +512,30 @@ def run_mode(mode, cases, args, thread_settings):
             print(f"# {case.data}: d={d} (fixed by the data; {case.d} requested)", flush=True)
         if mode == "iter":
             for threads, row, ll_diff, conv in run_iter_case(case, X, args, thread_settings):
+                ratios.setdefault((case, d), {})[threads] = row["ratio"]
                 print(format_iter_row(case, d, threads, row, ll_diff, conv), flush=True)
         else:
             for threads, row in run_user_case(case, X, args, thread_settings):
+                ratios.setdefault((case, d), {})[threads] = row["ratio"]
                 print(format_user_row(case, d, threads, row), flush=True)
         del X
+    return ratios
+
+
+def print_thread_check(mode, ratios):
+    """Issue 14: with the default (two) threads, at least the one-thread ratio."""
+    rows = [(case, d, r[1], r[None]) for (case, d), r in ratios.items() if 1 in r and None in r]
+    if not rows:
+        return
+    print(f"\n## {'per iteration' if mode == 'iter' else 'user fit'}: ratio at the default thread count "
+          "against one thread (goal: at least the one-thread ratio)")
+    misses = 0
+    for case, d, one, default in rows:
+        ok = default >= one
+        misses += not ok
+        print(f"{case.data:>12s} {case.n:9d} {d:4d} {case.k:3d}   one thread {one:6.2f}   default {default:6.2f}   "
+              f"{'ok' if ok else 'MISS'}")
+    print(f"# {len(rows) - misses} of {len(rows)} rows at least the one-thread ratio", flush=True)
 
 
 def run_without_blas_env():
@@ -569,10 +593,11 @@ def main() -> int:
     if args.both_env:
         print("# ==== the environment as it is (what a user of this machine gets) ====")
     print(header(), flush=True)
-    for mode in args.mode:
-        run_mode(mode, cases, args, thread_settings)
+    checks = [(mode, run_mode(mode, cases, args, thread_settings)) for mode in args.mode]
     if any(c.full_n is not None or c.data == "digits" for c in cases):
         print(FOOTNOTE)
+    for mode, ratios in checks:
+        print_thread_check(mode, ratios)
     if args.both_env:
         if blas_env_set:
             return run_without_blas_env()
