@@ -525,12 +525,5 @@ def _covariances_from_precisions(family: CovarianceFamily, precisions, k: int, d
         family.check_covariances(prec, k, d)
     except ValueError as exc:
         raise ValueError(f"precisions_init has the wrong shape: {exc}") from None
-    if family.name in ("full", "tied"):
-        try:
-            np.linalg.cholesky(prec)
-        except np.linalg.LinAlgError:
-            raise ValueError("precisions_init must be symmetric positive definite.") from None
-        return np.linalg.inv(prec)
-    if np.any(prec <= 0):
-        raise ValueError("precisions_init must be positive.")
-    return 1.0 / prec
+    family.check_positive_definite(prec, "precisions_init")
+    return family.inverse(prec)

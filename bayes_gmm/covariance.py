@@ -335,6 +335,46 @@ class CovarianceFamily:
         """Unit covariances in the family's shape (whitening by them only shifts the data)."""
         raise NotImplementedError
 
+    # -- checks of given matrices (estimator arguments, saved models) ------------------
+    def is_positive_definite(self, matrices: np.ndarray) -> bool:
+        """Whether every covariance (or precision) in the family's shape is positive definite."""
+        raise NotImplementedError
+
+    def check_positive_definite(self, matrices: np.ndarray, name: str) -> None:
+        """ValueError naming ``name`` unless :meth:`is_positive_definite`."""
+        raise NotImplementedError
+
+    def inverse(self, matrices: np.ndarray) -> np.ndarray:
+        """Covariances from precisions (or back), in the family's shape."""
+        return 1.0 / np.asarray(matrices, dtype=float)
+
+    def precision_factor_diagonal(self, prec_chol: np.ndarray) -> np.ndarray:
+        """The diagonal of precision factors; ValueError if they are not in the family's form."""
+        return np.asarray(prec_chol)
+
+    def whitening_residual(self, covariances: np.ndarray, prec_chol: np.ndarray) -> tuple[np.ndarray, np.ndarray | float]:
+        """How far the precision factors are from whitening the covariances, and its bound.
+
+        ``|P^T Sigma P - I|`` per matrix, against ``d ||D P||^2`` (``D`` the standard
+        deviations), which bounds it times ``eps`` when each array was rounded on its own.
+        """
+        return np.abs(covariances * prec_chol**2 - 1.0), 1.0
+
+    # -- the conjugate prior's covariance part (docs/MATH.md) -----------------------------
+    #: True: an inverse-Wishart with scale matrix ``psi0`` and ``nu0`` degrees of freedom
+    #: (matrix families); False: inverse-gamma variances with shape ``a0`` and rate ``b0``.
+    wishart_prior: ClassVar[bool] = False
+
+    def prior_rate_shape(self, n_features: int) -> tuple[int, ...]:
+        """Shape of the inverse-gamma rate ``b0`` (families without a Wishart prior)."""
+        raise NotImplementedError
+
+    def default_prior_rate(self, column_variances: np.ndarray, raw_variances: np.ndarray, live: np.ndarray):
+        """The default ``b0`` per unit of ``prior_strength * K^(-2/d) / 2``, from the
+        standardised data's column variances (floored for constant columns), their raw values
+        and the mask of the columns that are not constant."""
+        raise NotImplementedError
+
     # -- densities ---------------------------------------------------------------------
     def _whiten_t(self, X: np.ndarray, means: np.ndarray, prec_chol: np.ndarray) -> np.ndarray:
         """The whitened block in the layout the kernels use: shape (K, d, m), C-contiguous.
@@ -488,6 +528,37 @@ class _MatrixFamily(CovarianceFamily):
         if not np.allclose(cov, np.swapaxes(cov, -1, -2)):
             raise ValueError(f"{self.name} covariances must be symmetric.")
         return cov
+
+    wishart_prior = True
+
+    def is_positive_definite(self, matrices):
+        try:
+            lower = np.linalg.cholesky(np.asarray(matrices, dtype=np.float64))
+        except np.linalg.LinAlgError:
+            return False
+        return bool(np.all(np.isfinite(lower)) and np.all(np.diagonal(lower, axis1=-2, axis2=-1) > 0))
+
+    def check_positive_definite(self, matrices, name):
+        try:
+            np.linalg.cholesky(np.asarray(matrices, dtype=float))
+        except np.linalg.LinAlgError:
+            raise ValueError(f"{name} must be symmetric positive definite.") from None
+
+    def inverse(self, matrices):
+        return np.linalg.inv(np.asarray(matrices, dtype=float))
+
+    def precision_factor_diagonal(self, prec_chol):
+        if np.any(np.tril(prec_chol, -1) != 0):
+            raise ValueError("precision factors must be upper triangular")
+        return np.diagonal(prec_chol, axis1=-2, axis2=-1)
+
+    def whitening_residual(self, covariances, prec_chol):
+        d = covariances.shape[-1]
+        c, p = covariances.reshape(-1, d, d), prec_chol.reshape(-1, d, d)
+        residual = np.abs(np.swapaxes(p, 1, 2) @ c @ p - np.eye(d)).max(axis=(1, 2))
+        sd = np.sqrt(np.diagonal(c, axis1=1, axis2=2))
+        bound = d * np.linalg.norm(sd[:, :, None] * p, ord=2, axis=(1, 2)) ** 2
+        return residual, bound
 
     def precisions(self, prec_chol):
         prec_chol = np.asarray(prec_chol, dtype=float)
@@ -797,6 +868,13 @@ class _VarianceFamily(CovarianceFamily):
     def _spectra(self, covariances):
         return list(covariances.reshape(covariances.shape[0], -1))
 
+    def is_positive_definite(self, matrices):
+        return bool(np.all(np.asarray(matrices, dtype=np.float64) > 0))
+
+    def check_positive_definite(self, matrices, name):
+        if not self.is_positive_definite(matrices):
+            raise ValueError(f"{name} must be positive.")
+
     def cholesky(self, covariances):
         return _check_variances(covariances, self.name)
 
@@ -836,6 +914,12 @@ class _VarianceFamily(CovarianceFamily):
 
 class DiagCovariance(_VarianceFamily):
     name = "diag"
+
+    def prior_rate_shape(self, n_features):
+        return (n_features,)
+
+    def default_prior_rate(self, column_variances, raw_variances, live):
+        return column_variances  # one rate per column
 
     def rescale_covariances(self, covariances, scale):
         return np.asarray(covariances, dtype=float) * np.asarray(scale, dtype=float) ** 2
@@ -909,6 +993,13 @@ class DiagCovariance(_VarianceFamily):
 class SphericalCovariance(_VarianceFamily):
     name = "spherical"
     common_scale = True
+
+    def prior_rate_shape(self, n_features):
+        return ()
+
+    def default_prior_rate(self, column_variances, raw_variances, live):
+        # one rate: the mean variance of the columns that are not constant
+        return float(np.mean(raw_variances[live]) if live.any() else np.mean(column_variances))
 
     @staticmethod
     def _common(scale) -> float:

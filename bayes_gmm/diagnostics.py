@@ -96,7 +96,7 @@ def map_dataset(est, *, coords: dict | None = None, sample_dims: bool = True) ->
 def _prior_dataset(prior) -> xr.Dataset:
     d = prior.n_features
     data = {"alpha": ((), prior.alpha), "kappa0": ((), prior.kappa0), "m0": (("feature",), prior.m0)}
-    if prior.covariance_type in ("full", "tied"):
+    if prior.psi0 is not None:  # an inverse-Wishart covariance part
         data.update(nu0=((), prior.nu0), psi0=(("feature", "feature_bis"), np.asarray(prior.psi0)))
     else:
         b0 = np.asarray(prior.b0, dtype=float)

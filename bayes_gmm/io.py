@@ -361,7 +361,8 @@ def _decode_prior(value, where: str) -> NIWPrior:
         raise _FormatError(
             f"{where}: covariance_type must be one of {sorted(COVARIANCE_FAMILIES)}, got {_short(ct)}"
         )
-    matrix = ct in ("full", "tied")
+    family = get_family(ct)
+    matrix = family.wishart_prior
     _check_keys(value, {"covariance_type", "alpha", "m0", "kappa0"} | ({"nu0", "psi0"} if matrix else {"a0", "b0"}), where)
     fields: dict[str, Any] = {"covariance_type": ct}
     for name in ("alpha", "kappa0", "nu0" if matrix else "a0"):
@@ -369,7 +370,7 @@ def _decode_prior(value, where: str) -> NIWPrior:
     fields["m0"] = _decode_float_list(value["m0"], f"{where}: m0", 1)
     if matrix:
         fields["psi0"] = _decode_float_list(value["psi0"], f"{where}: psi0", 2)
-    elif ct == "diag":
+    elif family.prior_rate_shape(1):  # one rate per column
         fields["b0"] = _decode_float_list(value["b0"], f"{where}: b0", 1)
     else:
         fields["b0"] = _decode_float(value["b0"], f"{where}: b0")
@@ -432,13 +433,10 @@ def _decode_init_arrays(params, family: CovarianceFamily, k: int, d: int) -> dic
     if weights is not None and (np.any(weights <= 0) or not np.isclose(weights.sum(), 1.0)):
         raise _FormatError(f"{where}.weights_init must be {k} positive numbers summing to 1")
     if prec is not None:
-        if family.name in ("full", "tied"):
-            try:
-                np.linalg.cholesky(prec.astype(np.float64))
-            except np.linalg.LinAlgError:
-                raise _FormatError(f"{where}.precisions_init must be symmetric positive definite") from None
-        elif np.any(prec <= 0):
-            raise _FormatError(f"{where}.precisions_init must be positive")
+        try:
+            family.check_positive_definite(prec.astype(np.float64), f"{where}.precisions_init")
+        except ValueError as exc:
+            raise _FormatError(str(exc).rstrip(".")) from None
     init = params["init_params"]
     if isinstance(init, str):
         out["init_params"] = init
@@ -470,26 +468,13 @@ def _check_fitted_parameters(arrays: dict[str, np.ndarray], family: CovarianceFa
         family.check_covariances(arrays["covariances"], k, d)
     except ValueError as exc:
         raise _FormatError(f"parameters.covariances: {exc}") from None
-    cov = arrays["covariances"].astype(np.float64)
-    if family.name in ("full", "tied"):
-        try:
-            lower = np.linalg.cholesky(cov)
-        except np.linalg.LinAlgError:
-            lower = None
-        positive = lower is not None and bool(
-            np.all(np.isfinite(lower)) and np.all(np.diagonal(lower, axis1=-2, axis2=-1) > 0)
-        )
-    else:
-        positive = bool(np.all(cov > 0))
-    if not positive:
+    if not family.is_positive_definite(arrays["covariances"]):
         raise _FormatError("parameters.covariances must be positive definite (the file was edited or corrupted)")
     prec = arrays["precisions_cholesky"]
-    if family.name in ("full", "tied"):
-        diag = np.diagonal(prec, axis1=-2, axis2=-1)
-        if np.any(np.tril(prec, -1) != 0):
-            raise _FormatError("parameters.precisions_cholesky must be upper triangular")
-    else:
-        diag = prec
+    try:
+        diag = family.precision_factor_diagonal(prec)
+    except ValueError as exc:
+        raise _FormatError(f"parameters.{str(exc).replace('precision factors', 'precisions_cholesky')}") from None
     if np.any(diag <= 0):
         raise _FormatError("parameters.precisions_cholesky must have a positive diagonal")
     # the two parametrisations must describe the same covariances
@@ -527,14 +512,7 @@ def _describe_the_same_covariances(family: CovarianceFamily, cov: np.ndarray, pr
     # covariances their precision factors imply by up to the conditioning of the correlation
     # times eps.  Measured instead: how far the factors are from whitening the covariances,
     # P^T Sigma P - I, against eps * d * ||D P||^2 (D the standard deviations), which bounds it.
-    if family.name in ("full", "tied"):
-        d = cov.shape[-1]
-        c, p = cov.reshape(-1, d, d), prec.reshape(-1, d, d)
-        residual = np.abs(np.swapaxes(p, 1, 2) @ c @ p - np.eye(d)).max(axis=(1, 2))
-        sd = np.sqrt(np.diagonal(c, axis1=1, axis2=2))
-        bound = d * np.linalg.norm(sd[:, :, None] * p, ord=2, axis=(1, 2)) ** 2
-    else:
-        residual, bound = np.abs(cov * prec**2 - 1.0), 1.0
+    residual, bound = family.whitening_residual(cov, prec)
     return bool(np.all(np.isfinite(residual)) and np.all(residual <= 32 * eps * bound))
 
 

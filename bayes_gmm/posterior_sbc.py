@@ -25,6 +25,7 @@ import warnings
 import numpy as np
 from scipy import stats
 
+from .covariance import get_family
 from .map_em import MapEM
 from .posterior import (
     draw_prior,
@@ -38,26 +39,13 @@ from .prior import NIWPrior
 __all__ = ["SBCResult", "rank_histograms", "rank_tests", "simulation_based_calibration", "label_invariant_quantities"]
 
 
-def _dense(covariances, ct: str, k: int, d: int) -> np.ndarray:
-    """Covariances as (S, K, d, d) from draws (S, ...) of any covariance type."""
-    s = covariances.shape[0]
-    if ct == "full":
-        return covariances
-    if ct == "tied":
-        return np.broadcast_to(covariances[:, None], (s, k, d, d))
-    var = covariances if ct == "diag" else np.broadcast_to(covariances[..., None], (s, k, d))
-    out = np.zeros((s, k, d, d))
-    out[..., np.arange(d), np.arange(d)] = var
-    return out
-
-
 def label_invariant_quantities(X, weights, means, covariances, ct: str) -> tuple[np.ndarray, list[str]]:
     """The label-invariant quantities of draws (S, ...): (S, Q) and their names."""
     s, k, d = means.shape
     order = np.argsort(means[:, :, 0], axis=1, kind="stable")  # (S, K)
     rows = np.arange(s)[:, None]
     sorted_means = means[rows, order]  # (S, K, d)
-    variances = np.diagonal(_dense(covariances, ct, k, d), axis1=-2, axis2=-1)[rows, order]  # (S, K, d)
+    variances = np.diagonal(get_family(ct).dense(covariances, k, d), axis1=-2, axis2=-1)[rows, order]  # (S, K, d)
     log_lik = log_likelihood_of_draws(X, weights, means, covariances, ct)
     columns = [sorted_means.reshape(s, -1), weights[rows[:, 0], order[:, 0]][:, None],
                np.log(variances).reshape(s, -1), log_lik[:, None]]

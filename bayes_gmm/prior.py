@@ -221,7 +221,7 @@ class NIWPrior:
 
     def __post_init__(self) -> None:
         ct = self.covariance_type
-        _check_covariance_type(ct)
+        family = get_family(ct)
         set_ = object.__setattr__
         set_(self, "alpha", check_alpha(self.alpha))
         set_(self, "kappa0", _as_positive("kappa0", self.kappa0))
@@ -233,7 +233,7 @@ class NIWPrior:
         m0.setflags(write=False)
         set_(self, "m0", m0)
         d = m0.shape[0]
-        if ct in ("full", "tied"):
+        if family.wishart_prior:
             if self.nu0 is None or self.psi0 is None:
                 raise ValueError(f"covariance_type={ct!r} needs nu0 and psi0.")
             nu0 = _as_positive("nu0", self.nu0)
@@ -266,9 +266,9 @@ class NIWPrior:
                 raise ValueError(f"covariance_type={ct!r} needs a0 and b0.")
             set_(self, "a0", _as_positive("a0", self.a0))
             b0 = np.asarray(self.b0, dtype=float)
-            want = (d,) if ct == "diag" else ()
-            if ct == "diag" and b0.shape == ():
-                b0 = np.full(d, float(b0))
+            want = family.prior_rate_shape(d)
+            if want and b0.shape == ():
+                b0 = np.full(want, float(b0))
             if b0.shape != want:
                 raise ValueError(
                     f"b0 must have shape {want} for covariance_type={ct!r}, got {b0.shape}."
@@ -277,7 +277,7 @@ class NIWPrior:
                 raise ValueError("b0 must be finite and positive.")
             b0 = b0.copy()
             b0.setflags(write=False)
-            set_(self, "b0", b0 if ct == "diag" else float(b0))
+            set_(self, "b0", b0 if want else float(b0))
             set_(self, "nu0", None)
             set_(self, "psi0", None)
 
@@ -330,12 +330,12 @@ class NIWPrior:
 
         X = _check_prior_data(X)
         ct = _check_covariance_type(covariance_type)
-        scaling = column_scaling(X, sample_weight, common=ct == "spherical")
+        scaling = column_scaling(X, sample_weight, common=get_family(ct).common_scale)
         prior = cls.from_standardized(
             scaling.transform(X), n_components, ct, prior_strength=prior_strength, alpha=alpha,
             kappa0=kappa0, nu0=nu0, sample_weight=sample_weight,
         ).unscaled(scaling)
-        if pooled_variance and ct == "diag":  # mclust: one b0, from the mean column variance
+        if pooled_variance and np.ndim(prior.b0) == 1:  # mclust: one b0, from the mean column variance
             live = ~scaling.constant
             pooled = float(np.mean(np.where(live, prior.b0, 0.0))) if live.any() else float(np.mean(prior.b0))
             return cls(ct, prior.alpha, prior.m0, prior.kappa0, a0=prior.a0, b0=np.full(X.shape[1], pooled))
@@ -370,17 +370,14 @@ class NIWPrior:
         factor = strength * float(n_components) ** (-2.0 / d)
         alpha = DEFAULT_ALPHA if alpha is None else check_alpha(alpha)
         kappa0 = 0.01 if kappa0 is None else kappa0
-        if ct in ("full", "tied"):
+        family = get_family(ct)
+        if family.wishart_prior:
             psi0 = factor * _positive_definite_scale(cov, magnitude2)
             nu0 = d + 2.0 if nu0 is None else nu0
             return cls(ct, alpha, mean, kappa0, nu0=nu0, psi0=psi0)
         var = _column_scale2(np.diag(cov).copy(), magnitude2)
-        if ct == "diag":
-            b0 = 0.5 * factor * var
-        else:
-            raw_var = np.diag(cov)
-            live = ~_is_constant(raw_var)
-            b0 = 0.5 * factor * float(np.mean(raw_var[live]) if live.any() else np.mean(var))
+        raw_var = np.diag(cov)
+        b0 = 0.5 * factor * family.default_prior_rate(var, raw_var, ~_is_constant(raw_var))
         return cls(ct, alpha, mean, kappa0, a0=(d + 2.0) / 2.0, b0=b0)
 
     # ------------------------------------------------------------------ units
@@ -447,7 +444,7 @@ class NIWPrior:
             "m0": self.m0.tolist(),
             "kappa0": self.kappa0,
         }
-        if self.covariance_type in ("full", "tied"):
+        if self.psi0 is not None:  # an inverse-Wishart covariance part
             out.update(nu0=self.nu0, psi0=np.asarray(self.psi0).tolist())
         else:
             out.update(a0=self.a0, b0=np.asarray(self.b0).tolist())

@@ -67,19 +67,35 @@ def test_fast_statistics_equal_reference(rng, covariance_type, chunk_size, weigh
     assert raw.log_likelihood == pytest.approx(float(w @ log_norm), rel=1e-12)
 
 
+def _assert_threads_do_not_change_the_result(monkeypatch, family, X, params, chunk):
+    """One block thread and two give the same numbers, bit for bit, with BLAS at one thread
+    as a fit holds it (a multi-threaded BLAS call may round differently)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        serial = _engine.accumulate(family, X, None, params, chunk, threads=1)
+        monkeypatch.setattr(_engine, "_MIN_PARALLEL_FLOATS", 0)
+        monkeypatch.setattr(_engine, "_available_cores", lambda: 2)
+        monkeypatch.setattr(_engine, "n_workers", lambda n_blocks, work: 2)
+        threaded = _engine.accumulate(family, X, None, params, chunk)
+    assert threaded.log_likelihood == serial.log_likelihood
+    np.testing.assert_array_equal(threaded.second, serial.second)
+    np.testing.assert_array_equal(threaded.first, serial.first)
+
+
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_threads_do_not_change_the_result(rng, covariance_type, monkeypatch):
     family = get_family(covariance_type)
     X = _data(rng, n=20_000, d=4)
-    params = _random_params(family, rng, 5, 4)
-    serial = _engine.accumulate(family, X, None, params, 1000, threads=1)
-    monkeypatch.setattr(_engine, "_MIN_PARALLEL_FLOATS", 0)
-    monkeypatch.setattr(_engine, "_available_cores", lambda: 2)
-    monkeypatch.setattr(_engine, "n_workers", lambda n_blocks, work: 2)
-    threaded = _engine.accumulate(family, X, None, params, 1000)
-    assert threaded.log_likelihood == serial.log_likelihood
-    np.testing.assert_array_equal(threaded.second, serial.second)
-    np.testing.assert_array_equal(threaded.first, serial.first)
+    _assert_threads_do_not_change_the_result(monkeypatch, family, X, _random_params(family, rng, 5, 4), 1000)
+
+
+@pytest.mark.parametrize("d", [30, 140], ids=["stacked-gemm", "trmm"])
+def test_threads_do_not_change_the_result_for_large_d(rng, monkeypatch, d):
+    """The large-d kernels: one stacked GEMM or one TRMM per component, SYRK moments."""
+    family = get_family("full")
+    X = rng.normal(size=(3000, d))
+    _assert_threads_do_not_change_the_result(monkeypatch, family, X, _random_params(family, rng, 3, d), 400)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
@@ -384,13 +400,21 @@ def test_dask_sample_weight_and_lazy_finiteness_check(rng):
         MapEM(3, random_state=0).fit(lazy)
 
 
-@pytest.mark.parametrize("gemm_max_d", [0, 100], ids=["trmm-syrk", "gemm"])
+@pytest.mark.parametrize(
+    ("stacked_max_d", "gemm_max_d", "pairs_max_d"),
+    [(0, 0, 0), (100, 0, 0), (100, 100, 0), (100, 100, 16)],
+    ids=["trmm-syrk", "stacked-gemm-syrk", "gemm", "pairs"],
+)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_full_kernel_paths_equal_reference(rng, monkeypatch, gemm_max_d, dtype):
-    """Both whitening/moment paths of the full family (large-d TRMM/SYRK, small-d GEMM)."""
+def test_full_kernel_paths_equal_reference(rng, monkeypatch, stacked_max_d, gemm_max_d, pairs_max_d, dtype):
+    """Every whitening/moment path of the full family: one TRMM per component (d above
+    ``_STACKED_GEMM_MAX_D``) or one stacked GEMM for all, then one SYRK per component (d above
+    ``_GEMM_MAX_D``) or batched products; and the pairwise-products path (float64, small d)."""
     from bayes_gmm import covariance
 
+    monkeypatch.setattr(covariance, "_STACKED_GEMM_MAX_D", stacked_max_d)
     monkeypatch.setattr(covariance, "_GEMM_MAX_D", gemm_max_d)
+    monkeypatch.setattr(covariance, "_PAIRS_MAX_D", pairs_max_d)
     family = get_family("full")
     X = _data(rng, n=1500, d=6)
     params = _random_params(family, rng, 3, 6)
