@@ -22,6 +22,7 @@ rows of ``X``.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Iterator
@@ -184,16 +185,25 @@ def _map_blocks(function, blocks: list[slice], work: int, threads: int | None = 
     if workers == 1:
         return [function(block) for block in blocks]
 
-    def run(first: int) -> list:
-        return [function(block) for block in blocks[first::workers]]
+    # each thread takes the next block as it becomes free: a core that runs slower (another
+    # VM on the host, a busy sibling) does fewer blocks instead of holding up the pass; the
+    # results stay in block order, so the sums do not depend on who computed what
+    out = [None] * len(blocks)
+    taken = itertools.count()
+    take = threading.Lock()
+
+    def run(_: int) -> None:
+        while True:
+            with take:
+                i = next(taken)
+            if i >= len(blocks):
+                return
+            out[i] = function(blocks[i])
 
     # one pass at a time sets the (process-wide) BLAS limit, so concurrent fits cannot
     # leave it wrong
     with _pool_lock, _blas_controller().limit(limits=1):
-        parts = list(_thread_pool(workers).map(run, range(workers)))
-    out = [None] * len(blocks)
-    for first, part in enumerate(parts):
-        out[first::workers] = part
+        list(_thread_pool(workers).map(run, range(workers)))
     return out
 
 
