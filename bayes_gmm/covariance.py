@@ -336,20 +336,25 @@ class CovarianceFamily:
         raise NotImplementedError
 
     # -- checks of given matrices (estimator arguments, saved models) ------------------
+    #: What :meth:`is_positive_definite` asks of the family's matrices, for messages.
+    positive_definite_words: ClassVar[str] = "positive"
+
     def is_positive_definite(self, matrices: np.ndarray) -> bool:
         """Whether every covariance (or precision) in the family's shape is positive definite."""
         raise NotImplementedError
 
     def check_positive_definite(self, matrices: np.ndarray, name: str) -> None:
         """ValueError naming ``name`` unless :meth:`is_positive_definite`."""
-        raise NotImplementedError
+        if not self.is_positive_definite(matrices):
+            raise ValueError(f"{name} must be {self.positive_definite_words}.")
 
     def inverse(self, matrices: np.ndarray) -> np.ndarray:
         """Covariances from precisions (or back), in the family's shape."""
         return 1.0 / np.asarray(matrices, dtype=float)
 
-    def precision_factor_diagonal(self, prec_chol: np.ndarray) -> np.ndarray:
-        """The diagonal of precision factors; ValueError if they are not in the family's form."""
+    def precision_factor_diagonal(self, prec_chol: np.ndarray, name: str = "the precision factors") -> np.ndarray:
+        """The diagonal of precision factors; ValueError naming ``name`` if they are not in the
+        family's form."""
         return np.asarray(prec_chol)
 
     def whitening_residual(self, covariances: np.ndarray, prec_chol: np.ndarray) -> tuple[np.ndarray, np.ndarray | float]:
@@ -530,6 +535,7 @@ class _MatrixFamily(CovarianceFamily):
         return cov
 
     wishart_prior = True
+    positive_definite_words = "symmetric positive definite"
 
     def is_positive_definite(self, matrices):
         try:
@@ -538,18 +544,12 @@ class _MatrixFamily(CovarianceFamily):
             return False
         return bool(np.all(np.isfinite(lower)) and np.all(np.diagonal(lower, axis1=-2, axis2=-1) > 0))
 
-    def check_positive_definite(self, matrices, name):
-        try:
-            np.linalg.cholesky(np.asarray(matrices, dtype=float))
-        except np.linalg.LinAlgError:
-            raise ValueError(f"{name} must be symmetric positive definite.") from None
-
     def inverse(self, matrices):
         return np.linalg.inv(np.asarray(matrices, dtype=float))
 
-    def precision_factor_diagonal(self, prec_chol):
+    def precision_factor_diagonal(self, prec_chol, name="the precision factors"):
         if np.any(np.tril(prec_chol, -1) != 0):
-            raise ValueError("precision factors must be upper triangular")
+            raise ValueError(f"{name} must be upper triangular")
         return np.diagonal(prec_chol, axis1=-2, axis2=-1)
 
     def whitening_residual(self, covariances, prec_chol):
@@ -870,10 +870,6 @@ class _VarianceFamily(CovarianceFamily):
 
     def is_positive_definite(self, matrices):
         return bool(np.all(np.asarray(matrices, dtype=np.float64) > 0))
-
-    def check_positive_definite(self, matrices, name):
-        if not self.is_positive_definite(matrices):
-            raise ValueError(f"{name} must be positive.")
 
     def cholesky(self, covariances):
         return _check_variances(covariances, self.name)

@@ -433,10 +433,8 @@ def _decode_init_arrays(params, family: CovarianceFamily, k: int, d: int) -> dic
     if weights is not None and (np.any(weights <= 0) or not np.isclose(weights.sum(), 1.0)):
         raise _FormatError(f"{where}.weights_init must be {k} positive numbers summing to 1")
     if prec is not None:
-        try:
-            family.check_positive_definite(prec.astype(np.float64), f"{where}.precisions_init")
-        except ValueError as exc:
-            raise _FormatError(str(exc).rstrip(".")) from None
+        if not family.is_positive_definite(prec):
+            raise _FormatError(f"{where}.precisions_init must be {family.positive_definite_words}")
     init = params["init_params"]
     if isinstance(init, str):
         out["init_params"] = init
@@ -472,9 +470,9 @@ def _check_fitted_parameters(arrays: dict[str, np.ndarray], family: CovarianceFa
         raise _FormatError("parameters.covariances must be positive definite (the file was edited or corrupted)")
     prec = arrays["precisions_cholesky"]
     try:
-        diag = family.precision_factor_diagonal(prec)
+        diag = family.precision_factor_diagonal(prec, "parameters.precisions_cholesky")
     except ValueError as exc:
-        raise _FormatError(f"parameters.{str(exc).replace('precision factors', 'precisions_cholesky')}") from None
+        raise _FormatError(str(exc)) from None
     if np.any(diag <= 0):
         raise _FormatError("parameters.precisions_cholesky must have a positive diagonal")
     # the two parametrisations must describe the same covariances

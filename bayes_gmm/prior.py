@@ -21,7 +21,7 @@ import numpy as np
 
 from .covariance import get_family
 from .densities import log_dirichlet, log_invgamma, log_invwishart, log_mvnormal
-from .scaling import ScaledRows, column_moments, column_scaling, is_large
+from .scaling import ScaledRows, column_moments, column_scaling, is_large, transforms_by_rows
 
 __all__ = [
     "DEFAULT_ALPHA",
@@ -330,7 +330,8 @@ class NIWPrior:
 
         X = _check_prior_data(X)
         ct = _check_covariance_type(covariance_type)
-        scaling = column_scaling(X, sample_weight, common=get_family(ct).common_scale)
+        # a large array is standardised as it is read: the scaling's pass gives the moments too
+        scaling = column_scaling(X, sample_weight, common=get_family(ct).common_scale, moments=transforms_by_rows(X))
         prior = cls.from_standardized(
             scaling.transform(X), n_components, ct, prior_strength=prior_strength, alpha=alpha,
             kappa0=kappa0, nu0=nu0, sample_weight=sample_weight,

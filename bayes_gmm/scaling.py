@@ -46,7 +46,7 @@ def is_large(n_samples: int, width: int) -> bool:
 def transforms_by_rows(X) -> bool:
     """Whether :meth:`ColumnScaling.transform` wraps ``X`` in a :class:`ScaledRows` view."""
     return isinstance(X, np.memmap) or (
-        not type(X).__module__.startswith("dask.") and X.shape[0] * X.shape[1] > (1 << 22)
+        not type(X).__module__.startswith("dask.") and X.shape[0] * X.shape[1] > _LARGE_FLOATS
     )
 
 #: A constant column takes ``CONSTANT_SCALE * |value|`` as its scale (power of two).
