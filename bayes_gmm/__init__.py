@@ -9,11 +9,11 @@ from __future__ import annotations
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
-from .covariance import COVARIANCE_FAMILIES, get_family
-from .datasets import make_seed_problem, seed_problem_holdout
-from .exceptions import ConvergenceWarning, SingularCovarianceError
-from .map_em import MapEM, log_posterior
-from .prior import NIWPrior
+from bayes_gmm.datasets import make_seed_problem, seed_problem_holdout
+from bayes_gmm.em.map_em import MapEM, log_posterior
+from bayes_gmm.exceptions import ConvergenceWarning, SingularCovarianceError
+from bayes_gmm.model.covariance import COVARIANCE_FAMILIES, get_family
+from bayes_gmm.model.prior import NIWPrior
 
 try:
     __version__ = version("bayes_gmm")
@@ -34,31 +34,31 @@ __all__ = [
 
 # Heavier layers, imported lazily so that ``import bayes_gmm`` never imports PyMC.
 _LAZY = {
-    # PyMC posterior (bayes_gmm.posterior)
-    "build_model": ".posterior",
-    "sample_posterior": ".posterior",
-    "relabel": ".posterior",
-    "posterior_membership": ".posterior",
-    "posterior_predictive_density": ".posterior",
-    "sample_posterior_predictive": ".posterior",
-    "PosteriorSampler": ".posterior_sampler",
-    "get_posterior_sampler": ".posterior_sampler",
-    "clear_posterior_cache": ".posterior_sampler",
-    # ArviZ diagnostics (bayes_gmm.diagnostics)
-    "compare": ".diagnostics",
-    "to_datatree": ".diagnostics",
-    "predictive_comparison": ".diagnostics",
-    "loo_summary": ".diagnostics",
+    # PyMC posterior (bayes_gmm.bayes.posterior)
+    "build_model": "bayes_gmm.bayes.posterior",
+    "sample_posterior": "bayes_gmm.bayes.posterior",
+    "relabel": "bayes_gmm.bayes.posterior",
+    "posterior_membership": "bayes_gmm.bayes.posterior",
+    "posterior_predictive_density": "bayes_gmm.bayes.posterior",
+    "sample_posterior_predictive": "bayes_gmm.bayes.posterior",
+    "PosteriorSampler": "bayes_gmm.bayes.posterior",
+    "get_posterior_sampler": "bayes_gmm.bayes.posterior",
+    "clear_posterior_cache": "bayes_gmm.bayes.posterior",
+    # ArviZ diagnostics (bayes_gmm.diagnostics.comparison)
+    "compare": "bayes_gmm.diagnostics",
+    "to_datatree": "bayes_gmm.diagnostics",
+    "predictive_comparison": "bayes_gmm.diagnostics",
+    "loo_summary": "bayes_gmm.diagnostics",
     # model selection and persistence
-    "select": ".selection",
-    "save": ".io",
-    "load": ".io",
+    "select": "bayes_gmm.em.selection",
+    "save": "bayes_gmm.io",
+    "load": "bayes_gmm.io",
 }
 
 
 def __getattr__(name: str):
     if name in _LAZY:
-        module = import_module(_LAZY[name], __name__)
+        module = import_module(_LAZY[name])
         return getattr(module, name)
     raise AttributeError(f"module 'bayes_gmm' has no attribute {name!r}")
 

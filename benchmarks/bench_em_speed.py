@@ -81,7 +81,8 @@ import numpy as np
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from bayes_gmm import MapEM, NIWPrior, _engine, get_family
+from bayes_gmm import MapEM, NIWPrior, get_family
+from bayes_gmm.em import engine as _engine
 
 BLAS_ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 GEMM_SHAPE = (4096, 64, 4096)  # (m, inner, n) of the product that measures the GEMM rate

@@ -106,7 +106,7 @@ def _one_call(X, est, previous: bool, draws: int, tune: int) -> dict:
 def run_calls(previous: bool, draws: int, tune: int) -> dict:
     """Two calls in this (fresh) process: the seed problem, then new data of the same shape."""
     start = time.perf_counter()
-    import bayes_gmm.posterior  # noqa: F401  (PyMC, nutpie, ArviZ)
+    import bayes_gmm.bayes.posterior  # noqa: F401  (PyMC, nutpie, ArviZ)
 
     out = {"import_s": time.perf_counter() - start}
     for name, second in (("first", False), ("second", True)):
@@ -123,8 +123,8 @@ def run_naive(draws: int, tune: int) -> dict:
     import pytensor.tensor as pt
     from threadpoolctl import threadpool_limits
 
-    from bayes_gmm._engine import _available_cores
-    from bayes_gmm.posterior import relabel
+    from bayes_gmm.bayes.posterior import relabel
+    from bayes_gmm.em.engine import _available_cores
 
     X, est = fit_map()
     d = X.shape[1]
@@ -208,7 +208,7 @@ def main() -> None:
 
     import os
 
-    from bayes_gmm._engine import _available_cores
+    from bayes_gmm.em.engine import _available_cores
 
     CORES = _available_cores()
     X, est = fit_map()

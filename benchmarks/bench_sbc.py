@@ -39,7 +39,7 @@ def main() -> None:
 
     from test_sbc import make_prior  # the suite's fixed priors
 
-    from bayes_gmm.posterior_sbc import simulation_based_calibration
+    from bayes_gmm.bayes.sbc import simulation_based_calibration
 
     print(f"SBC: K=2, n=40, {args.replicates} replicates per configuration, ranks among 99 thinned draws, "
           f"{args.bins} bins (expected {args.replicates / args.bins:.0f} per bin)")

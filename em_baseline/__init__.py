@@ -7,8 +7,7 @@ component collapses and its covariance stops being positive definite it raises
 :class:`SingularCovarianceError`, naming the iteration and the component.
 """
 
+from bayes_gmm.em.plain_em import PlainEM, classic_start
 from bayes_gmm.exceptions import SingularCovarianceError
-
-from ._plain import PlainEM, classic_start
 
 __all__ = ["PlainEM", "SingularCovarianceError", "classic_start"]

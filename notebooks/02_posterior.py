@@ -43,9 +43,9 @@ pd.set_option("display.width", 120)
 plt.rcParams["figure.dpi"] = 80
 import time
 
-from bayes_gmm.demo import seed_problem_holdout
-from bayes_gmm.diagnostics import loo_summary, predictive_comparison
-from bayes_gmm.posterior import posterior_membership, sample_posterior
+from bayes_gmm.bayes.posterior import posterior_membership, sample_posterior
+from bayes_gmm.cli.demo import seed_problem_holdout
+from bayes_gmm.diagnostics.comparison import loo_summary, predictive_comparison
 
 FAST = os.environ.get("BAYES_GMM_FAST", "0") not in ("", "0")
 DRAWS, TUNE, CHAINS = (200, 300, 2) if FAST else (1000, 1000, 4)

@@ -10,7 +10,7 @@ import arviz_base as azb
 import numpy as np
 from scipy.stats import invwishart
 
-from bayes_gmm.diagnostics import COVARIANCE_DIMS, mixture_log_density
+from bayes_gmm.diagnostics.comparison import COVARIANCE_DIMS, mixture_log_density
 
 
 def fake_posterior(est, rng, *, chains=4, draws=200, noise=0.02, X=None, relabelling=None):
@@ -101,7 +101,7 @@ def make_tree(weights, means, covariances, covariance_type, *, X=None, relabelli
     data = {"posterior": {"weights": weights, "means": means, "covariances": covariances}}
     coords = {"component": np.arange(k), "feature": np.arange(d), "feature_bis": np.arange(d)}
     if X is not None:
-        from bayes_gmm.diagnostics import dense_covariances
+        from bayes_gmm.diagnostics.comparison import dense_covariances
 
         dense = dense_covariances(covariances.reshape(chains * draws, *covariances.shape[2:]), covariance_type, k, d)
         log_lik = mixture_log_density(weights.reshape(-1, k), means.reshape(-1, k, d), dense, X)

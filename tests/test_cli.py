@@ -1,6 +1,6 @@
 """The command line: ``bayes-gmm fit | select | predict`` on small CSV files.
 
-Each command runs as a subprocess (``python -m bayes_gmm.cli``), as a user would run it; the
+Each command runs as a subprocess (``python -m bayes_gmm.cli.main``), as a user would run it; the
 CSV reader and the parser are also checked in-process, which is faster.
 """
 
@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 
 from bayes_gmm import load
-from bayes_gmm.cli import CLIError, build_parser, main, parse_k_range, read_data
+from bayes_gmm.cli.main import CLIError, build_parser, main, parse_k_range, read_data
 
 
 def run_cli(*args, cwd=None):
     return subprocess.run(
-        [sys.executable, "-m", "bayes_gmm.cli", *map(str, args)],
+        [sys.executable, "-m", "bayes_gmm.cli.main", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -346,7 +346,7 @@ def bad_runs(data_dir):
     """Run the subprocess cases at once to keep the suite fast."""
     procs = {
         case: subprocess.Popen(
-            [sys.executable, "-m", "bayes_gmm.cli", *_args(case)],
+            [sys.executable, "-m", "bayes_gmm.cli.main", *_args(case)],
             cwd=data_dir,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

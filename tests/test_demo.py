@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 from conftest import convergence_warnings  # noqa: E402
 
 from bayes_gmm import MapEM, make_seed_problem  # noqa: E402
-from bayes_gmm.demo import _markdown_table, run_demo, seed_problem_holdout  # noqa: E402
+from bayes_gmm.cli.demo import _markdown_table, run_demo, seed_problem_holdout  # noqa: E402
 
 
 def test_holdout_comes_from_the_seed_blobs(seed_problem):

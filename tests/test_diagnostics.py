@@ -1,4 +1,4 @@
-"""bayes_gmm.diagnostics: the MAP as a DataTree, the comparison table, predictive comparison, LOO."""
+"""bayes_gmm.diagnostics.comparison: the MAP as a DataTree, the comparison table, predictive comparison, LOO."""
 
 import os
 
@@ -13,7 +13,7 @@ from scipy.stats import multivariate_normal
 
 import bayes_gmm
 from bayes_gmm import MapEM
-from bayes_gmm.diagnostics import (
+from bayes_gmm.diagnostics.comparison import (
     COVARIANCE_DIMS,
     compare,
     dense_covariances,
@@ -296,14 +296,14 @@ def test_make_tree_shapes():
 
 
 # ----------------------------------------------------------------------------------------
-# with the real sampler (slow; bayes_gmm.posterior)
+# with the real sampler (slow; bayes_gmm.bayes.posterior)
 # ----------------------------------------------------------------------------------------
 FAST = os.environ.get("BAYES_GMM_FAST", "1") != "0"
 
 
 @pytest.mark.slow
 def test_sampled_posterior_matches_closed_form(one_gaussian):
-    posterior = pytest.importorskip("bayes_gmm.posterior")
+    posterior = pytest.importorskip("bayes_gmm.bayes.posterior")
     X, est = one_gaussian
     cf = niw_posterior_parameters(X, est.prior_)
     idata = posterior.sample_posterior(est, X, draws=1000, tune=1000, chains=2, random_seed=1,
@@ -314,7 +314,7 @@ def test_sampled_posterior_matches_closed_form(one_gaussian):
 
 @pytest.mark.slow
 def test_real_posterior_compare_predictive_loo(blobs):
-    posterior = pytest.importorskip("bayes_gmm.posterior")
+    posterior = pytest.importorskip("bayes_gmm.bayes.posterior")
     est = MapEM(3, random_state=0).fit(blobs)
     with convergence_warnings():  # 2 x 300 draws: R-hat may exceed 1.01; the plumbing is tested
         idata = posterior.sample_posterior(est, blobs, draws=300, tune=300, chains=2, random_seed=2,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-import bayes_gmm.map_em
-import bayes_gmm.prior
+import bayes_gmm.em.map_em
+import bayes_gmm.model.prior
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,7 +47,7 @@ def test_readme_usage_example_prints_what_it_says(capsys):
     assert len(checks) >= 3 and seen == checks  # every printed value was checked
 
 
-@pytest.mark.parametrize("module", [bayes_gmm.prior, bayes_gmm.map_em])
+@pytest.mark.parametrize("module", [bayes_gmm.model.prior, bayes_gmm.em.map_em])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0

@@ -1,6 +1,6 @@
 """The same fit whatever the units: rescaling and shifting columns, float32, extreme scales.
 
-Each test here failed before MapEM fitted in standardised units (bayes_gmm.scaling), except
+Each test here failed before MapEM fitted in standardised units (bayes_gmm.model.scaling), except
 where a docstring says otherwise.  ``X * s + t`` must give the same partition (ARI 1) and every
 parameter transformed exactly (relative 1e-8):
 
@@ -23,7 +23,8 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.datasets import load_breast_cancer, load_iris, load_wine
 from sklearn.metrics import adjusted_rand_score
 
-from bayes_gmm import MapEM, NIWPrior, SingularCovarianceError, _engine, get_family, make_seed_problem
+from bayes_gmm import MapEM, NIWPrior, SingularCovarianceError, get_family, make_seed_problem
+from bayes_gmm.em import engine as _engine
 
 
 def _wine():

@@ -14,7 +14,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from bayes_gmm import MapEM, NIWPrior, load, save
-from bayes_gmm.io import FORMAT_VERSION, from_dict, to_dict
+from bayes_gmm.io.model_file import FORMAT_VERSION, from_dict, to_dict
 
 TYPES = ("full", "tied", "diag", "spherical")
 

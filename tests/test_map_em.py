@@ -11,7 +11,7 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 
 from bayes_gmm import ConvergenceWarning, MapEM, NIWPrior, get_family, log_posterior
-from bayes_gmm.map_em import map_weights
+from bayes_gmm.em.map_em import map_weights
 
 
 def dense_covariances(ct, cov, k, d):

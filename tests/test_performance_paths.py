@@ -12,12 +12,14 @@ from scipy.special import logsumexp
 from sklearn.cluster import kmeans_plusplus
 from sklearn.utils import check_random_state
 
-from bayes_gmm import MapEM, _engine, scaling
-from bayes_gmm.covariance import get_family
-from bayes_gmm.prior import _weighted_moments
-from bayes_gmm.scaling import ScaledRows
+from bayes_gmm import MapEM
+from bayes_gmm.em import engine as _engine
+from bayes_gmm.model import scaling
+from bayes_gmm.model.covariance import get_family
+from bayes_gmm.model.prior import _weighted_moments
+from bayes_gmm.model.scaling import ScaledRows
 
-prior_module = importlib.import_module("bayes_gmm.prior")
+prior_module = importlib.import_module("bayes_gmm.model.prior")
 
 
 def _random_params(family, rng, k, d):
@@ -248,7 +250,7 @@ def test_memmap_is_not_copied(rng, tmp_path, monkeypatch):
 
     monkeypatch.setattr(_engine, "_as_block", spy)
     MapEM(3, random_state=0).fit(mapped)
-    # the fit reads the memmap through a standardising view, block by block (bayes_gmm.scaling)
+    # the fit reads the memmap through a standardising view, block by block (bayes_gmm.model.scaling)
     assert seen and all(isinstance(data, ScaledRows) and data.base is mapped for data in seen)
 
 
@@ -392,7 +394,7 @@ def test_dask_sample_weight_and_lazy_finiteness_check(rng):
     bad = X.copy()
     bad[700, 1] = np.nan
     lazy = da.from_array(bad, chunks=(300, 3))
-    from bayes_gmm._validation import check_data
+    from bayes_gmm.em.validation import check_data
 
     checked = check_data(lazy)  # no error yet: nothing computed
     assert checked.shape == X.shape
@@ -410,7 +412,7 @@ def test_full_kernel_paths_equal_reference(rng, monkeypatch, stacked_max_d, gemm
     """Every whitening/moment path of the full family: one TRMM per component (d above
     ``_STACKED_GEMM_MAX_D``) or one stacked GEMM for all, then one SYRK per component (d above
     ``_GEMM_MAX_D``) or batched products; and the pairwise-products path (float64, small d)."""
-    from bayes_gmm import covariance
+    from bayes_gmm.model import covariance
 
     monkeypatch.setattr(covariance, "_STACKED_GEMM_MAX_D", stacked_max_d)
     monkeypatch.setattr(covariance, "_GEMM_MAX_D", gemm_max_d)
@@ -435,7 +437,7 @@ def test_full_kernel_paths_equal_reference(rng, monkeypatch, stacked_max_d, gemm
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_variance_kernel_paths_equal_reference(rng, monkeypatch, gemm_max_d, covariance_type, dtype):
     """diag/spherical: the elementwise path (large d) and the full family's kernel (small d)."""
-    from bayes_gmm import covariance
+    from bayes_gmm.model import covariance
 
     monkeypatch.setattr(covariance, "_GEMM_MAX_D", gemm_max_d)
     family = get_family(covariance_type)
@@ -461,7 +463,7 @@ def test_full_kernel_skips_negligible_responsibilities(rng, monkeypatch, zero_sh
     """Rows whose responsibility underflows to 0 (well apart) or is tiny but positive (closer:
     1e-30 and below) may be left out of a component's SYRK: the statistics stay equal to the
     reference's."""
-    from bayes_gmm import covariance
+    from bayes_gmm.model import covariance
 
     monkeypatch.setattr(covariance, "_GEMM_MAX_D", 0)
     monkeypatch.setattr(covariance, "_PAIRS_MAX_D", 0)
@@ -492,7 +494,7 @@ def test_pairwise_kernel_equals_the_reference(rng, d, separation, tol):
     """float64 blocks with d <= 16 use pair products (a quadratic form and one Gram product for
     all components).  Its rounding grows as eps (distance / sd)^2 from the centre of the means:
     1e-12 for data within a few sds (MapEM fits standardised data), 1e-9 at 60 sds."""
-    from bayes_gmm import covariance
+    from bayes_gmm.model import covariance
 
     assert d <= covariance._PAIRS_MAX_D
     family = get_family("full")

@@ -1,4 +1,4 @@
-"""bayes_gmm.plotting: every plot draws on 1-D, 2-D and higher-D data and returns its axes."""
+"""bayes_gmm.plotting.figures: every plot draws on 1-D, 2-D and higher-D data and returns its axes."""
 
 import matplotlib
 

@@ -19,7 +19,7 @@ from scipy import stats
 
 from bayes_gmm import ConvergenceWarning, MapEM, log_posterior
 
-posterior = pytest.importorskip("bayes_gmm.posterior")
+posterior = pytest.importorskip("bayes_gmm.bayes.posterior")
 pm = pytest.importorskip("pymc")
 import pytensor  # noqa: E402
 import pytensor.tensor as pt  # noqa: E402

@@ -6,7 +6,7 @@ import pytest
 pytensor = pytest.importorskip("pytensor")
 import pytensor.tensor as pt  # noqa: E402
 
-from bayes_gmm import posterior_ops  # noqa: E402
+from bayes_gmm.bayes import mixture_op as posterior_ops  # noqa: E402
 
 
 @pytest.mark.parametrize("mode", ["FAST_COMPILE", "NUMBA"])

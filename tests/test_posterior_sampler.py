@@ -11,8 +11,8 @@ from bayes_gmm import MapEM, NIWPrior
 pytensor = pytest.importorskip("pytensor")
 from pytensor.graph.traversal import graph_inputs  # noqa: E402
 
-posterior = pytest.importorskip("bayes_gmm.posterior")
-posterior_sampler = pytest.importorskip("bayes_gmm.posterior_sampler")
+posterior = pytest.importorskip("bayes_gmm.bayes.posterior")
+posterior_sampler = posterior
 nutpie = pytest.importorskip("nutpie")
 
 

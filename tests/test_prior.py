@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 
 from bayes_gmm import NIWPrior
-from bayes_gmm.prior import SCALE_FLOOR, log_dirichlet, log_invgamma, log_invwishart, log_mvnormal
+from bayes_gmm.model.prior import SCALE_FLOOR, log_dirichlet, log_invgamma, log_invwishart, log_mvnormal
 
 
 @pytest.mark.parametrize("d, k", [(1, 2), (2, 10), (5, 3)])

@@ -15,8 +15,8 @@ import pytest
 
 from bayes_gmm import NIWPrior
 
-pytest.importorskip("bayes_gmm.posterior")
-from bayes_gmm.posterior_sbc import simulation_based_calibration  # noqa: E402
+pytest.importorskip("bayes_gmm.bayes.posterior")
+from bayes_gmm.bayes.sbc import simulation_based_calibration  # noqa: E402
 
 N_BINS = 5
 #: A quantity is miscalibrated when its chi-square or KS p-value is below this.
@@ -64,7 +64,7 @@ def test_calibration_check_detects_a_wrong_posterior():
 
 def test_rank_tests_on_known_ranks():
     """The tests themselves: uniform ranks pass, ranks piled into one bin fail."""
-    from bayes_gmm.posterior_sbc import rank_tests
+    from bayes_gmm.bayes.sbc import rank_tests
 
     rng = np.random.default_rng(0)
     uniform = rng.integers(0, 100, size=(2000, 1))

@@ -13,7 +13,7 @@ from scipy.stats import multivariate_normal
 from sklearn.datasets import load_iris
 
 from bayes_gmm import MapEM, select
-from bayes_gmm.selection import TABLE_COLUMNS, SelectionResult, cell_seeds
+from bayes_gmm.em.selection import TABLE_COLUMNS, SelectionResult, cell_seeds
 
 TYPES = ("full", "tied", "diag", "spherical")
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from bayes_gmm import MapEM, _engine, get_family
+from bayes_gmm import MapEM, get_family
+from bayes_gmm.em import engine as _engine
 
 
 def _blobs(rng, n, d, k):

@@ -25,16 +25,16 @@ import warnings
 import numpy as np
 from scipy import stats
 
-from .covariance import get_family
-from .map_em import MapEM
-from .posterior import (
+from bayes_gmm.bayes.posterior import (
     draw_prior,
     get_posterior_sampler,
     log_likelihood_of_draws,
     simulate_mixture,
     stacked_draws,
 )
-from .prior import NIWPrior
+from bayes_gmm.em.map_em import MapEM
+from bayes_gmm.model.covariance import get_family
+from bayes_gmm.model.prior import NIWPrior
 
 __all__ = ["SBCResult", "rank_histograms", "rank_tests", "simulation_based_calibration", "label_invariant_quantities"]
 

@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from ._base import INIT_METHODS
-from .covariance import COVARIANCE_FAMILIES, CovarianceFamily, get_family
-from .map_em import MapEM
-from .prior import NIWPrior, check_alpha, check_prior_strength
+from bayes_gmm.em.base import INIT_METHODS
+from bayes_gmm.em.map_em import MapEM
+from bayes_gmm.model.covariance import COVARIANCE_FAMILIES, CovarianceFamily, get_family
+from bayes_gmm.model.prior import NIWPrior, check_alpha, check_prior_strength
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load", "save", "to_dict", "from_dict"]
 
@@ -68,7 +68,7 @@ def _array(a) -> dict[str, Any]:
 
 
 def _package_version() -> str:
-    from . import __version__
+    from bayes_gmm import __version__
 
     return __version__
 

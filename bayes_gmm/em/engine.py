@@ -2,13 +2,13 @@
 
 Rows are processed in blocks so that no n x K x d temporary is ever built and a block's work
 stays in cache; the statistics of the blocks add up
-(:class:`~bayes_gmm.covariance.RawStatistics`).  This is the only place that walks over the
+(:class:`~bayes_gmm.model.covariance.RawStatistics`).  This is the only place that walks over the
 rows of ``X``.
 
 - Memory does not grow with n: a block of ``X`` is read, its statistics kept, the block's
   temporaries freed.  A ``numpy.memmap`` is read block by block, never copied whole.
 - Both cores: the blocks are shared among a small pool of threads (NumPy and BLAS release the
-  GIL; the triangular product goes through :mod:`bayes_gmm._blas` for that), each calling
+  GIL; the triangular product goes through :mod:`bayes_gmm.model.blas` for that), each calling
   BLAS on one thread, and a threaded fit keeps BLAS at one thread throughout
   (:func:`fitting`).  The pool is as large as the BLAS thread limit in force (so
   ``threadpoolctl.threadpool_limits(1)`` gives a serial fit) and the number of available
@@ -17,7 +17,7 @@ rows of ``X``.
 - The pass after the last M-step of a fit skips the moments (``moments=False``).
 - float32 data are computed in float32 (see :meth:`CovarianceFamily.accumulate`), anything
   else in float64.
-- A ``dask.array`` is handed to :mod:`bayes_gmm._dask` (imported only then).
+- A ``dask.array`` is handed to :mod:`bayes_gmm.em.dask_backend` (imported only then).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from contextlib import contextmanager
 import numpy as np
 from scipy.special import logsumexp
 
-from ._validation import is_dask
-from .covariance import CovarianceFamily, GaussianParams, RawStatistics, SufficientStatistics
-from .scaling import is_large
+from bayes_gmm.em.validation import is_dask
+from bayes_gmm.model.covariance import CovarianceFamily, GaussianParams, RawStatistics, SufficientStatistics
+from bayes_gmm.model.scaling import is_large
 
 __all__ = [
     "accumulate",
@@ -89,7 +89,7 @@ def _as_block(X: np.ndarray, block: slice) -> np.ndarray:
 def iter_blocks(X: np.ndarray, rows: int) -> Iterator[tuple[slice, np.ndarray]]:
     """``(slice, rows of X)`` by blocks of ``rows`` rows (a dask array: by its own blocks)."""
     if is_dask(X):
-        from ._dask import iter_blocks as iter_dask_blocks
+        from bayes_gmm.em.dask_backend import iter_blocks as iter_dask_blocks
 
         yield from iter_dask_blocks(X)
         return
@@ -235,7 +235,7 @@ def accumulate(
     nobody would use).
     """
     if is_dask(X):
-        from ._dask import accumulate as accumulate_dask
+        from bayes_gmm.em.dask_backend import accumulate as accumulate_dask
 
         return accumulate_dask(_block_pass, family, X, sample_weight, params, chunk_size, moments=moments)
     n, d = X.shape

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from .covariance import get_family
-from .densities import log_dirichlet, log_invgamma, log_invwishart, log_mvnormal
-from .scaling import ScaledRows, column_moments, column_scaling, is_large, transforms_by_rows
+from bayes_gmm.model.covariance import get_family
+from bayes_gmm.model.densities import log_dirichlet, log_invgamma, log_invwishart, log_mvnormal
+from bayes_gmm.model.scaling import ScaledRows, column_moments, column_scaling, is_large, transforms_by_rows
 
 __all__ = [
     "DEFAULT_ALPHA",
@@ -130,7 +130,7 @@ _CONSTANT_VARIANCE = 1e-20
 
 
 def _is_constant(var: np.ndarray) -> np.ndarray:
-    """Constant columns of *standardised* data (see :mod:`bayes_gmm.scaling`)."""
+    """Constant columns of *standardised* data (see :mod:`bayes_gmm.model.scaling`)."""
     return var <= _CONSTANT_VARIANCE
 
 
@@ -138,7 +138,7 @@ def _column_scale2(var: np.ndarray, magnitude2: np.ndarray) -> np.ndarray:
     """A per-column squared scale that is positive even for a constant column.
 
     In standardised units a constant column is 0 and takes 1, that is its scaling's
-    ``(1e-3 |c|)^2`` in data units (:mod:`bayes_gmm.scaling`); a column that is constant but
+    ``(1e-3 |c|)^2`` in data units (:mod:`bayes_gmm.model.scaling`); a column that is constant but
     not at 0 (data standardised by hand) takes ``SCALE_FLOOR * mean(z_j^2)``.
     """
     scale = np.where(_is_constant(var), SCALE_FLOOR * magnitude2, var)
@@ -319,7 +319,7 @@ class NIWPrior:
         can go (``Sigma_k >= Psi0 / (nu0 + N + d + 2)``).  ``s -> 0`` tends to maximum
         likelihood; larger ``s`` gives wider, smoother components.
 
-        The numbers are computed in the standardised units of :mod:`bayes_gmm.scaling` (see
+        The numbers are computed in the standardised units of :mod:`bayes_gmm.model.scaling` (see
         :meth:`from_standardized`) and mapped back.  When ``C`` is not safely positive definite
         (a constant column, fewer rows than columns, collinear columns) it is replaced by
         ``D^1/2 (R + eps I) D^1/2`` where ``R`` is the correlation matrix, ``eps = 1e-6``
@@ -357,7 +357,7 @@ class NIWPrior:
     ) -> NIWPrior:
         """The defaults of :meth:`from_data` for data already in standardised units.
 
-        ``Z`` is ``(X - c) / s`` from :meth:`bayes_gmm.scaling.ColumnScaling.transform`: a
+        ``Z`` is ``(X - c) / s`` from :meth:`bayes_gmm.model.scaling.ColumnScaling.transform`: a
         constant column is 0 and every other column has a variance near 1.  ``MapEM`` fits in
         these units; :meth:`unscaled` maps the result back to the data's units.
         """

@@ -377,7 +377,7 @@ def _memberships(est, X, names):
 
 
 def _dense_covariances(est) -> np.ndarray:
-    from .plotting import covariance_matrices
+    from bayes_gmm.plotting.figures import covariance_matrices
 
     return np.asarray(covariance_matrices(est))
 
@@ -405,7 +405,7 @@ def _write_parameters(est, names, out: Path) -> list[Path]:
 def _figure_clusters(est, X, names, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    from .plotting import plot_clusters
+    from bayes_gmm.plotting.figures import plot_clusters
 
     d = X.shape[1]
     pairs = [(i, j) for i in range(min(d, 4)) for j in range(i + 1, min(d, 4))] or [(0, 0)]
@@ -451,7 +451,7 @@ def _frame(X, names, has_header):
 # commands
 # ----------------------------------------------------------------------------------------
 def _demo(args) -> int:
-    from .demo import run_demo
+    from bayes_gmm.cli.demo import run_demo
 
     run_demo(args.out, seed=args.seed, echo=print)
     return 0
@@ -461,10 +461,10 @@ def _fit(args) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from ._base import bic_value
-    from .covariance import get_family
-    from .io import save
-    from .map_em import MapEM
+    from bayes_gmm.em.base import bic_value
+    from bayes_gmm.em.map_em import MapEM
+    from bayes_gmm.io.model_file import save
+    from bayes_gmm.model.covariance import get_family
 
     X, names, has_header = read_data(args.data, args.columns, args.header, args.delimiter)
     out = _out_dir(args.out, _FIT_FILES, args.overwrite)
@@ -507,8 +507,8 @@ def _select(args) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .io import save
-    from .selection import select
+    from bayes_gmm.em.selection import select
+    from bayes_gmm.io.model_file import save
 
     X, names, has_header = read_data(args.data, args.columns, args.header, args.delimiter)
     out = _out_dir(args.out, _SELECT_FILES, args.overwrite)
@@ -552,7 +552,7 @@ def _select(args) -> int:
 
 
 def _predict(args) -> int:
-    from .io import load
+    from bayes_gmm.io.model_file import load
 
     est = load(args.model)
     model_names = list(getattr(est, "feature_names_in_", []))
@@ -625,17 +625,17 @@ def _posterior(args) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from .io import load, save
-    from .map_em import MapEM
+    from bayes_gmm.em.map_em import MapEM
+    from bayes_gmm.io.model_file import load, save
 
     if args.model is None and args.k is None:
         raise CLIError("give --k (fit MAP-EM first) or --model (a model saved by 'bayes-gmm fit').")
     if args.model is not None and args.k is not None:
         raise CLIError("give --k or --model, not both.")
     out = _out_dir(args.out, _POSTERIOR_FILES, args.overwrite)  # before the minutes of sampling
-    from .diagnostics import compare
-    from .plotting import plot_chains, plot_posterior_ellipses, plot_posterior_marginals
-    from .posterior import sample_posterior
+    from bayes_gmm.bayes.posterior import sample_posterior
+    from bayes_gmm.diagnostics.comparison import compare
+    from bayes_gmm.plotting.figures import plot_chains, plot_posterior_ellipses, plot_posterior_marginals
 
     if args.model is not None:
         est = load(args.model)

@@ -42,7 +42,7 @@ def _colors(k: int) -> list[str]:
 
 def covariance_matrices(est) -> np.ndarray:
     """Dense (K, d, d) covariances of a fitted estimator, whatever its covariance type."""
-    from .covariance import get_family
+    from bayes_gmm.model.covariance import get_family
 
     k, d = np.asarray(est.means_).shape
     return np.asarray(get_family(est.covariance_type).dense(est.covariances_, k, d))
@@ -143,7 +143,7 @@ def plot_uncertainty(est, X, ax=None, *, responsibilities=None, dims=(0, 1), max
     the assignment (``1 - max_k r_ik``): sure points are small and faint, doubtful ones large.
 
     ``responsibilities`` (n, K) defaults to ``est.predict_proba(X)`` (the MAP plug-in); pass the
-    posterior mean membership (``bayes_gmm.posterior.posterior_membership``) to show the posterior
+    posterior mean membership (``bayes_gmm.bayes.posterior.posterior_membership``) to show the posterior
     uncertainty instead.  For ``d == 1`` the x axis is the data and the y axis the uncertainty; for
     ``d > 2`` the columns ``dims``.
     """
@@ -180,7 +180,7 @@ def plot_density(est, X=None, ax=None, *, dims=(0, 1), levels=12, grid_size=150,
     ``d == 1``: the density curve (and a histogram of ``X``); ``d > 2``: the exact marginal
     density of the mixture on the columns ``dims``.
     """
-    from .diagnostics import mixture_log_density
+    from bayes_gmm.diagnostics.comparison import mixture_log_density
 
     ax = _axes(ax)
     k, d = np.asarray(est.means_).shape
@@ -269,7 +269,7 @@ def plot_posterior_ellipses(est, idata, X=None, ax=None, *, n_draws=40, n_std=2.
     ``posterior`` group, so draw ``k`` is compared with MAP component ``k``.  ``d == 1``: the
     weighted component densities of the draws around the MAP's; ``d > 2``: the columns ``dims``.
     """
-    from .diagnostics import posterior_draws
+    from bayes_gmm.diagnostics.comparison import posterior_draws
 
     ax = _axes(ax)
     k, d = np.asarray(est.means_).shape
@@ -322,7 +322,7 @@ def plot_posterior_marginals(est, idata, *, var_names=("weights",), kind="forest
     """
     import arviz_plots as azp
 
-    from .diagnostics import map_dataset
+    from bayes_gmm.diagnostics.comparison import map_dataset
 
     if isinstance(var_names, str):
         var_names = [var_names]

@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from ._base import bic_value
-from ._validation import check_data
-from .covariance import COVARIANCE_FAMILIES, get_family
-from .exceptions import ConvergenceWarning
-from .map_em import MapEM
+from bayes_gmm.em.base import bic_value
+from bayes_gmm.em.map_em import MapEM
+from bayes_gmm.em.validation import check_data
+from bayes_gmm.exceptions import ConvergenceWarning
+from bayes_gmm.model.covariance import COVARIANCE_FAMILIES, get_family
 
 __all__ = ["SelectionResult", "select", "cell_seeds"]
 

@@ -62,11 +62,11 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
-from ._validation import check_data, check_positive
-from .covariance import get_family
-from .exceptions import ConvergenceWarning
-from .map_em import MapEM, log_posterior
-from .posterior_ops import mixture_logsumexp
+from bayes_gmm.bayes.mixture_op import mixture_logsumexp
+from bayes_gmm.em.map_em import MapEM, log_posterior
+from bayes_gmm.em.validation import check_data, check_positive
+from bayes_gmm.exceptions import ConvergenceWarning
+from bayes_gmm.model.covariance import get_family
 
 __all__ = [
     "PosteriorSampler",
@@ -424,7 +424,7 @@ def _mixture_logp_factory(covariance_type: str, d: int):
             const = pt.sum(mu**2, axis=-1) * inv_var
             logdet = d * pt.log(covariances)
         # log sum_k exp(bias_k - 0.5 features_i . coef_k), one fused kernel with its gradient
-        # from the responsibilities (bayes_gmm.posterior_ops)
+        # from the responsibilities (bayes_gmm.bayes.mixture_op)
         bias = pt.log(weights) - 0.5 * (d * _LOG_2PI + logdet + const)
         log_density, _ = mixture_logsumexp(_core(features, 2), coef, bias)
         return log_density
@@ -1187,7 +1187,7 @@ def _convergence_message(posterior, covariance_type: str | None = None, n_worst:
     return (
         "convergence checks failed: " + "; ".join(problems) + ".  Summaries of these draws "
         "are unreliable: sample longer (more tune and draws) or look at the trace plots "
-        "(bayes_gmm.plotting.plot_chains)."
+        "(bayes_gmm.plotting.figures.plot_chains)."
     )
 
 
@@ -1740,7 +1740,7 @@ class PosteriorSampler:
 
     def start_point(self, est: MapEM, n: int) -> dict[str, np.ndarray]:
         """The chains' starting point in the sampler's coordinates, by value variable
-        (:func:`bayes_gmm.posterior._start_point`, without compiling a function per call).
+        (:func:`bayes_gmm.bayes.posterior._start_point`, without compiling a function per call).
 
         The model's inputs must already hold ``est``'s values.
         """

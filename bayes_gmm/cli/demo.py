@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import seed_problem_holdout
+from bayes_gmm.datasets import seed_problem_holdout
 
 __all__ = ["run_demo", "seed_problem_holdout"]
 
@@ -60,10 +60,8 @@ def run_demo(
     import matplotlib.pyplot as plt
     from sklearn.metrics import adjusted_rand_score
 
-    from em_baseline import PlainEM, SingularCovarianceError, classic_start
-
-    from . import MapEM, make_seed_problem
-    from .plotting import (
+    from bayes_gmm import MapEM, make_seed_problem
+    from bayes_gmm.plotting.figures import (
         assignment_uncertainty,
         plot_chains,
         plot_clusters,
@@ -73,6 +71,7 @@ def run_demo(
         plot_posterior_marginals,
         plot_uncertainty,
     )
+    from em_baseline import PlainEM, SingularCovarianceError, classic_start
 
     t_start = time.perf_counter()
     out = Path(out)
@@ -150,8 +149,8 @@ def run_demo(
          "with 1 - max responsibility) and density contours.")
 
     # ------------------------------------------------------------------ 3. posterior
-    from .diagnostics import compare, loo_summary, predictive_comparison
-    from .posterior import posterior_membership, sample_posterior
+    from bayes_gmm.bayes.posterior import posterior_membership, sample_posterior
+    from bayes_gmm.diagnostics.comparison import compare, loo_summary, predictive_comparison
 
     echo(f"3. Full posterior of the same model (PyMC + nutpie): {chains} chains x ({tune} tune + {draws} draws), "
          "starting at the MAP-EM solution (compilation first, then sampling):")

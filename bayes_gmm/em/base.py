@@ -19,11 +19,17 @@ from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import _engine
-from ._validation import check_data, check_n_components, check_positive, check_sample_weight
-from .covariance import CovarianceFamily, GaussianParams, RawStatistics, SufficientStatistics, get_family
-from .exceptions import ConvergenceWarning, SingularCovarianceError
-from .scaling import ColumnScaling
+from bayes_gmm.em import engine
+from bayes_gmm.em.validation import check_data, check_n_components, check_positive, check_sample_weight
+from bayes_gmm.exceptions import ConvergenceWarning, SingularCovarianceError
+from bayes_gmm.model.covariance import (
+    CovarianceFamily,
+    GaussianParams,
+    RawStatistics,
+    SufficientStatistics,
+    get_family,
+)
+from bayes_gmm.model.scaling import ColumnScaling
 
 __all__ = ["INIT_METHODS", "KMEANS_MAX_ROWS", "KMEANS_N_INIT", "BaseGaussianMixtureEM", "FitResult", "bic_value"]
 
@@ -102,7 +108,7 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
         """
 
     def _scaling(self, X, sample_weight) -> ColumnScaling | None:
-        """The standardisation the fit runs in (:mod:`bayes_gmm.scaling`); None: the data's units."""
+        """The standardisation the fit runs in (:mod:`bayes_gmm.model.scaling`); None: the data's units."""
         return None
 
     def _objective_offset(self, scaling: ColumnScaling, total_weight: float) -> float:
@@ -169,7 +175,7 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
         """Initial statistics of a named start (``init_params`` a string), by blocks of rows.
 
         No (n, k) array is built.  The seeded starts label every row by its nearest seed and
-        take the statistics of that partition (:func:`_engine.label_statistics`, ``n d^2``
+        take the statistics of that partition (:func:`engine.label_statistics`, ``n d^2``
         flops); "random" feeds each block's random responsibilities through the engine's
         kernels.  k-means++ seeds are scikit-learn's (``kmeans_plusplus``; for data too large
         for its (n, t) arrays the engine's version, which draws the same random numbers).
@@ -185,17 +191,17 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
                 resp = rng.uniform(size=(Xb.shape[0], k))
                 return resp / resp.sum(axis=1, keepdims=True)
 
-            return _engine.initial_statistics(self._family, X, sample_weight, responsibilities, k)
-        if init == "k-means++" and _engine.by_blocks(X, max(k, X.shape[1])):
-            centers = _engine.kmeans_plusplus(X, k, sample_weight, rng)
+            return engine.initial_statistics(self._family, X, sample_weight, responsibilities, k)
+        if init == "k-means++" and engine.by_blocks(X, max(k, X.shape[1])):
+            centers = engine.kmeans_plusplus(X, k, sample_weight, rng)
         elif init == "k-means++":
             centers, _ = kmeans_plusplus(np.asarray(X, dtype=float), k, random_state=rng, sample_weight=sample_weight)
         elif init == "kmeans":
             centers = self._kmeans_centers(X, sample_weight, rng)
         else:  # random_from_data
             centers = np.asarray(X[rng.choice(X.shape[0], size=k, replace=False)], dtype=float)
-        return _engine.label_statistics(
-            self._family, X, sample_weight, lambda block, Xb: _engine.nearest_center(Xb, centers), k
+        return engine.label_statistics(
+            self._family, X, sample_weight, lambda block, Xb: engine.nearest_center(Xb, centers), k
         )
 
     def _kmeans_centers(self, X, sample_weight, rng) -> np.ndarray:
@@ -263,7 +269,7 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
             exc.args = (f"initialisation: {exc.args[0]}",)
             self._failed_history = []
             raise
-        raw = _engine.accumulate(family, X, sample_weight, params, self.chunk_size)
+        raw = engine.accumulate(family, X, sample_weight, params, self.chunk_size)
         objective = self._objective(raw, params)
         history = [objective]
         tick = time.perf_counter()
@@ -281,7 +287,7 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
                 raise
             # the last iteration's statistics would feed no M-step: its pass skips the moments
             last = n_iter == self.max_iter
-            raw = _engine.accumulate(family, X, sample_weight, params, self.chunk_size, moments=not last)
+            raw = engine.accumulate(family, X, sample_weight, params, self.chunk_size, moments=not last)
             objective = self._objective(raw, params)
             if not np.isfinite(objective):
                 raise FloatingPointError(
@@ -335,7 +341,7 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
         self._prepare(Z, sample_weight, scaling)
         rng = check_random_state(self.random_state)
         best: FitResult | None = None
-        with _engine.fitting(n, int(self.k), d, self.chunk_size):
+        with engine.fitting(n, int(self.k), d, self.chunk_size):
             for init in range(self.n_init):
                 if self.verbose:
                     print(f"Initialization {init}", flush=True)
@@ -425,7 +431,7 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
 
     def _estimate_weighted_log_prob(self, X) -> np.ndarray:
         X = self._validate_X(X, reset=False)
-        weighted = _engine.weighted_log_prob(get_family(self.covariance_type), X, self._params(), self.chunk_size)
+        weighted = engine.weighted_log_prob(get_family(self.covariance_type), X, self._params(), self.chunk_size)
         lost = ~np.isfinite(weighted).any(axis=1)
         if lost.any():
             rows = np.flatnonzero(lost)
@@ -443,7 +449,7 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
 
     def score_samples(self, X) -> np.ndarray:
         """Log density of the fitted mixture at each row of ``X``, shape (n_samples,)."""
-        return _engine.log_responsibilities(self._estimate_weighted_log_prob(X))[0]
+        return engine.log_responsibilities(self._estimate_weighted_log_prob(X))[0]
 
     def score(self, X, y=None) -> float:
         """Mean log density per row (scikit-learn's convention)."""
@@ -451,7 +457,7 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """Membership probabilities (responsibilities), shape (n_samples, k)."""
-        proba = np.exp(_engine.log_responsibilities(self._estimate_weighted_log_prob(X))[1])
+        proba = np.exp(engine.log_responsibilities(self._estimate_weighted_log_prob(X))[1])
         return proba.astype(self._output_dtype(), copy=False)
 
     def predict(self, X) -> np.ndarray:
@@ -492,7 +498,7 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
 
     def icl(self, X) -> float:
         """Integrated completed likelihood: ``BIC - 2 sum_i log r_{i, z_i}`` (lower is better)."""
-        log_resp = _engine.log_responsibilities(self._estimate_weighted_log_prob(X))[1]
+        log_resp = engine.log_responsibilities(self._estimate_weighted_log_prob(X))[1]
         return self.bic(X) - 2.0 * float(np.sum(np.max(log_resp, axis=1)))
 
     def __sklearn_tags__(self):

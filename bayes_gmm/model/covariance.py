@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 from scipy.linalg import lapack
 
-from ._blas import trmm_right_upper
-from .densities import log_invgamma, log_invwishart
-from .exceptions import SingularCovarianceError
+from bayes_gmm.exceptions import SingularCovarianceError
+from bayes_gmm.model.blas import trmm_right_upper
+from bayes_gmm.model.densities import log_invgamma, log_invwishart
 
 if TYPE_CHECKING:
-    from .prior import NIWPrior
+    from bayes_gmm.model.prior import NIWPrior
 
 __all__ = [
     "COVARIANCE_FAMILIES",
@@ -263,7 +263,7 @@ class CovarianceFamily:
         """Lower Cholesky factors of the covariances (standard deviations for variances)."""
         return 1.0 / np.asarray(prec_chol, dtype=float)
 
-    # -- units (bayes_gmm.scaling) -------------------------------------------------------
+    # -- units (bayes_gmm.model.scaling) -------------------------------------------------------
     #: Whether the family's model needs one scale for all columns (a spherical component
     #: has one variance for every column, so per-column scales would change the model).
     common_scale: ClassVar[bool] = False
@@ -1228,7 +1228,7 @@ def _weighted_rows(Zj: np.ndarray, root: np.ndarray, keep: np.ndarray | None) ->
 
 
 def _log_mvnormal_batched(x: np.ndarray, mean: np.ndarray, cov_chol: np.ndarray) -> np.ndarray:
-    """:func:`~bayes_gmm.prior.log_mvnormal` for a stack of factors (K, d, d), in one call."""
+    """:func:`~bayes_gmm.model.prior.log_mvnormal` for a stack of factors (K, d, d), in one call."""
     diff = x - mean
     d = diff.shape[-1]
     z = np.linalg.solve(cov_chol, diff[..., None])[..., 0]

@@ -44,7 +44,7 @@ __all__ = [
 
 PARAMETERS = ("weights", "means", "covariances")
 SAMPLE_DIMS = ("chain", "draw")
-#: Dimensions of ``covariances`` for each covariance type (the contract of ``bayes_gmm.posterior``).
+#: Dimensions of ``covariances`` for each covariance type (the contract of ``bayes_gmm.bayes.posterior``).
 COVARIANCE_DIMS = {
     "full": ("component", "feature", "feature_bis"),
     "tied": ("feature", "feature_bis"),
@@ -183,7 +183,7 @@ def dense_covariances(covariances: np.ndarray, covariance_type: str, k: int, d: 
     Leading axes (e.g. draws) are kept: full ``(..., K, d, d)``, tied ``(..., d, d)``, diag
     ``(..., K, d)``, spherical ``(..., K)``.
     """
-    from .covariance import get_family
+    from bayes_gmm.model.covariance import get_family
 
     return get_family(covariance_type).dense(covariances, k, d)
 

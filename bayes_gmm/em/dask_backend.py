@@ -2,8 +2,8 @@
 
 Optional: imported only when ``MapEM.fit`` (or any entry point that walks the rows) receives
 a ``dask.array``.  Each EM iteration sends the current parameters to every block of ``X``;
-each block runs the NumPy engine (:func:`bayes_gmm._engine.accumulate`, one thread) and
-returns only its :class:`~bayes_gmm.covariance.RawStatistics` (a few K x d x d numbers); the
+each block runs the NumPy engine (:func:`bayes_gmm.em.engine.accumulate`, one thread) and
+returns only its :class:`~bayes_gmm.model.covariance.RawStatistics` (a few K x d x d numbers); the
 driver adds them in block order.  The answer therefore equals the NumPy fit's to round-off.
 
 Works with whatever scheduler is active: the local threaded scheduler by default, or a
@@ -21,7 +21,7 @@ from __future__ import annotations
 import dask
 import numpy as np
 
-from .covariance import CovarianceFamily, GaussianParams, RawStatistics
+from bayes_gmm.model.covariance import CovarianceFamily, GaussianParams, RawStatistics
 
 __all__ = ["accumulate", "iter_blocks"]
 
@@ -47,7 +47,7 @@ def accumulate(
     *,
     moments: bool = True,
 ) -> RawStatistics:
-    """:func:`bayes_gmm._engine.accumulate` for a ``dask.array``: one task per row block.
+    """:func:`bayes_gmm.em.engine.accumulate` for a ``dask.array``: one task per row block.
 
     ``block_pass(family, block, sample_weight, params, chunk_size, moments)`` is the engine's
     pass over one NumPy block (a module-level function, so a distributed scheduler can ship it).

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from bayes_gmm._base import BaseGaussianMixtureEM
-from bayes_gmm._validation import check_data, check_positive
-from bayes_gmm.covariance import GaussianParams, SufficientStatistics, get_family
+from bayes_gmm.em.base import BaseGaussianMixtureEM
+from bayes_gmm.em.validation import check_data, check_positive
+from bayes_gmm.model.covariance import GaussianParams, SufficientStatistics, get_family
 
 __all__ = ["PlainEM", "classic_start"]
 

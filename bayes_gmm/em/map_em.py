@@ -7,12 +7,12 @@ import warnings
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from . import _engine
-from ._base import BaseGaussianMixtureEM
-from ._validation import check_data
-from .covariance import GaussianParams, SufficientStatistics, get_family
-from .prior import NIWPrior
-from .scaling import column_scaling, transforms_by_rows
+from bayes_gmm.em import engine
+from bayes_gmm.em.base import BaseGaussianMixtureEM
+from bayes_gmm.em.validation import check_data
+from bayes_gmm.model.covariance import GaussianParams, SufficientStatistics, get_family
+from bayes_gmm.model.prior import NIWPrior
+from bayes_gmm.model.scaling import column_scaling, transforms_by_rows
 
 #: ``MapEM`` warns when a spherical fit sees column scales further apart than this factor.
 SPHERICAL_SCALE_RATIO = 10.0
@@ -37,7 +37,7 @@ def log_posterior(X, weights, means, covariances, prior: NIWPrior, sample_weight
     prior.check_features(X.shape[1])
     params = family.params(weights, means, np.asarray(covariances, dtype=float))
     w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
-    raw = _engine.accumulate(family, X, w, params, moments=False)
+    raw = engine.accumulate(family, X, w, params, moments=False)
     return raw.log_likelihood + prior.log_density(params.weights, params.means, params.covariances)
 
 
@@ -110,7 +110,7 @@ class MapEM(BaseGaussianMixtureEM):
     Notes
     -----
     The fit runs in standardised units (each column centred and divided by its standard
-    deviation; one common scale for spherical, see :mod:`bayes_gmm.scaling`) and every
+    deviation; one common scale for spherical, see :mod:`bayes_gmm.model.scaling`) and every
     parameter is reported in the units of X.  With the default prior, fitting ``X * s + t``
     therefore gives the same partition and parameters transformed exactly (tested for scales
     from 1e-150 to 1e150), and a float32 fit is computed and returned in float32.  Columns
@@ -185,7 +185,7 @@ class MapEM(BaseGaussianMixtureEM):
         self.prior = prior
 
     def _scaling(self, X, sample_weight):
-        # the fit runs in standardised units (bayes_gmm.scaling): the same fit whatever the units
+        # the fit runs in standardised units (bayes_gmm.model.scaling): the same fit whatever the units
         # a large array is standardised as it is read: the scaling's pass also gives the
         # default prior the moments it needs, which saves it two passes over the data
         moments = self.prior is None and transforms_by_rows(X)
