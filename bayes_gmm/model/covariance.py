@@ -225,6 +225,9 @@ class CovarianceFamily:
     """Base of the covariance families.  Subclasses are stateless."""
 
     name: ClassVar[str]
+    #: Named dimensions of ``covariances_`` (and of each draw's covariances in a posterior):
+    #: ``component`` (K), ``feature`` (d) and ``feature_bis`` (d, the second matrix index).
+    covariance_dims: ClassVar[tuple[str, ...]]
 
     # -- shapes and counts -------------------------------------------------------------
     def n_cov_parameters(self, n_components: int, n_features: int) -> int:
@@ -588,6 +591,7 @@ class _MatrixFamily(CovarianceFamily):
 
 class FullCovariance(_MatrixFamily):
     name = "full"
+    covariance_dims = ("component", "feature", "feature_bis")
 
     def _matrices(self, n_components):
         return n_components
@@ -754,6 +758,7 @@ class FullCovariance(_MatrixFamily):
 # ----------------------------------------------------------------------------------------
 class TiedCovariance(_MatrixFamily):
     name = "tied"
+    covariance_dims = ("feature", "feature_bis")
 
     def _component(self, j):
         return None
@@ -910,6 +915,7 @@ class _VarianceFamily(CovarianceFamily):
 
 class DiagCovariance(_VarianceFamily):
     name = "diag"
+    covariance_dims = ("component", "feature")
 
     def prior_rate_shape(self, n_features):
         return (n_features,)
@@ -988,6 +994,7 @@ class DiagCovariance(_VarianceFamily):
 # ----------------------------------------------------------------------------------------
 class SphericalCovariance(_VarianceFamily):
     name = "spherical"
+    covariance_dims = ("component",)
     common_scale = True
 
     def prior_rate_shape(self, n_features):
