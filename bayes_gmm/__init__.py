@@ -12,7 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from bayes_gmm.datasets import make_seed_problem, seed_problem_holdout
 from bayes_gmm.em.map_em import MapEM, log_posterior
 from bayes_gmm.exceptions import ConvergenceWarning, SingularCovarianceError
-from bayes_gmm.model.covariance import COVARIANCE_FAMILIES, get_family
+from bayes_gmm.model.families import COVARIANCE_FAMILIES, get_family
 from bayes_gmm.model.prior import NIWPrior
 
 try:
@@ -37,10 +37,10 @@ _LAZY = {
     # PyMC posterior (bayes_gmm.bayes.posterior)
     "build_model": "bayes_gmm.bayes.posterior",
     "sample_posterior": "bayes_gmm.bayes.posterior",
-    "relabel": "bayes_gmm.bayes.posterior",
-    "posterior_membership": "bayes_gmm.bayes.posterior",
-    "posterior_predictive_density": "bayes_gmm.bayes.posterior",
-    "sample_posterior_predictive": "bayes_gmm.bayes.posterior",
+    "relabel": "bayes_gmm.bayes.draws",
+    "posterior_membership": "bayes_gmm.bayes.draws",
+    "posterior_predictive_density": "bayes_gmm.bayes.draws",
+    "sample_posterior_predictive": "bayes_gmm.bayes.draws",
     "PosteriorSampler": "bayes_gmm.bayes.posterior",
     "get_posterior_sampler": "bayes_gmm.bayes.posterior",
     "clear_posterior_cache": "bayes_gmm.bayes.posterior",

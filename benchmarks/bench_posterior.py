@@ -123,8 +123,8 @@ def run_naive(draws: int, tune: int) -> dict:
     import pytensor.tensor as pt
     from threadpoolctl import threadpool_limits
 
-    from bayes_gmm.bayes.posterior import relabel
-    from bayes_gmm.em.engine import _available_cores
+    from bayes_gmm.bayes.draws import relabel
+    from bayes_gmm.em.engine import available_cores
 
     X, est = fit_map()
     d = X.shape[1]
@@ -146,7 +146,7 @@ def run_naive(draws: int, tune: int) -> dict:
         pm.Mixture("x", w=weights, comp_dists=components, observed=X)
         with threadpool_limits(limits=1, user_api="blas"):
             idata = pm.sample(
-                draws=draws, tune=tune, chains=4, cores=min(4, _available_cores()), random_seed=1, nuts_sampler="nutpie",
+                draws=draws, tune=tune, chains=4, cores=min(4, available_cores()), random_seed=1, nuts_sampler="nutpie",
                 compute_convergence_checks=False, progressbar=False,
             )
     wall = time.perf_counter() - start
@@ -208,9 +208,9 @@ def main() -> None:
 
     import os
 
-    from bayes_gmm.em.engine import _available_cores
+    from bayes_gmm.em.engine import available_cores
 
-    CORES = _available_cores()
+    CORES = available_cores()
     X, est = fit_map()
     load = os.getloadavg()
     print(f"seed problem: n={X.shape[0]}, d={X.shape[1]}, K={K}; MapEM(10, n_init=5, random_state=0), "

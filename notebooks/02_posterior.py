@@ -43,7 +43,8 @@ pd.set_option("display.width", 120)
 plt.rcParams["figure.dpi"] = 80
 import time
 
-from bayes_gmm.bayes.posterior import posterior_membership, sample_posterior
+from bayes_gmm.bayes.draws import posterior_membership
+from bayes_gmm.bayes.posterior import sample_posterior
 from bayes_gmm.cli.demo import seed_problem_holdout
 from bayes_gmm.diagnostics.comparison import loo_summary, predictive_comparison
 

@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 
 from bayes_gmm import load
-from bayes_gmm.cli.main import CLIError, build_parser, main, parse_k_range, read_data
+from bayes_gmm.cli.main import build_parser, main, parse_k_range
+from bayes_gmm.io import DataFileError, read_data
 
 
 def run_cli(*args, cwd=None):
@@ -278,7 +279,7 @@ def test_read_data_delimiters_inside_quotes_or_text_do_not_mislead(tmp_path):
 def test_ambiguous_delimiter_asks_for_it(tmp_path, capsys):
     # decimal commas and semicolons: both split every line into the same number of fields
     (tmp_path / "eu.csv").write_text("1,5;2,5\n3,5;4,5\n5,5;6,5\n")
-    with pytest.raises(CLIError, match="--delimiter ';'"):
+    with pytest.raises(DataFileError, match="--delimiter ';'"):
         read_data(tmp_path / "eu.csv")
     assert main(["fit", str(tmp_path / "eu.csv"), "--k", "1", "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
@@ -381,7 +382,7 @@ def test_bad_input_gives_one_line_error(data_dir, case, capsys, monkeypatch):
 
 
 def test_traceback_flag_shows_the_traceback(data_dir):
-    with pytest.raises(CLIError, match="is empty"):
+    with pytest.raises(DataFileError, match="is empty"):
         main(["fit", str(data_dir / "empty.csv"), "--k", "2", "--traceback"])
 
 
@@ -438,7 +439,7 @@ def test_read_data_guesses_the_header(tmp_path):
     X, names, header = read_data(tmp_path / "n.csv")
     np.testing.assert_array_equal(X, [[1, 2], [3, 4], [5, 6]])
     assert names == ["x1", "x2"] and not header
-    with pytest.raises(CLIError, match="non-numeric value 'x'"):
+    with pytest.raises(DataFileError, match="non-numeric value 'x'"):
         read_data(tmp_path / "h.csv", header=False)
     X, _, _ = read_data(tmp_path / "n.csv", header=True)  # forced: the first row is names
     assert X.shape == (2, 2)
@@ -451,15 +452,15 @@ def test_read_data_columns_by_name_position_and_range(tmp_path):
     assert names == ["c", "a"]
     X, names, _ = read_data(tmp_path / "d.csv", columns="2-4", delimiter=";")
     assert names == ["a", "b", "c"]
-    with pytest.raises(CLIError, match="twice"):
+    with pytest.raises(DataFileError, match="twice"):
         read_data(tmp_path / "d.csv", columns="a,2", delimiter=";")
-    with pytest.raises(CLIError, match="outside 1-4"):
+    with pytest.raises(DataFileError, match="outside 1-4"):
         read_data(tmp_path / "d.csv", columns="5", delimiter=";")
 
 
 def test_read_data_reports_every_missing_line_and_column(tmp_path):
     (tmp_path / "m.csv").write_text("a,b,c\n1,2,3\n?,2,3\n\n1,null,3\n1,2,3\n1,2,\n")
-    with pytest.raises(CLIError) as info:
+    with pytest.raises(DataFileError) as info:
         read_data(tmp_path / "m.csv")
     message = str(info.value)
     assert "3 missing value(s)" in message
@@ -469,8 +470,34 @@ def test_read_data_reports_every_missing_line_and_column(tmp_path):
 
 def test_read_data_rejects_infinity(tmp_path):
     (tmp_path / "i.csv").write_text("1,2\n3,inf\n")
-    with pytest.raises(CLIError, match="infinite value at line 2"):
+    with pytest.raises(DataFileError, match="infinite value at line 2"):
         read_data(tmp_path / "i.csv")
+
+
+def test_a_bad_data_file_is_a_value_error_reported_on_one_line(data_dir, capsys):
+    """read_data lives in the io layer; the command line reports its errors as it did."""
+    assert issubclass(DataFileError, ValueError)
+    with pytest.raises(DataFileError, match="no such file"):
+        read_data(data_dir / "absent.csv")
+    assert main(["fit", str(data_dir / "absent.csv"), "--k", "2", "--out", str(data_dir / "x")]) == 1
+    err = capsys.readouterr().err
+    assert err == f"bayes-gmm fit: error: no such file: {data_dir / 'absent.csv'}\n"
+
+
+def test_covariance_types_are_the_registry_s():
+    from bayes_gmm.model.families import COVARIANCE_FAMILIES
+
+    commands = _subparsers(build_parser())
+    for name in ("fit", "posterior"):
+        action = next(a for a in commands[name]._actions if a.dest == "covariance_type")
+        assert tuple(action.choices) == tuple(COVARIANCE_FAMILIES) == ("full", "tied", "diag", "spherical")
+        assert action.default == "full"
+    action = next(a for a in commands["select"]._actions if a.dest == "covariance_types")
+    assert action.default == list(COVARIANCE_FAMILIES)
+    assert action.type("all") == list(COVARIANCE_FAMILIES)
+    assert action.type("diag, full,diag") == ["diag", "full"]
+    with pytest.raises(argparse.ArgumentTypeError, match="choose from full, tied, diag, spherical or 'all'"):
+        action.type("full,VVV")
 
 
 @pytest.mark.parametrize(

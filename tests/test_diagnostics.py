@@ -62,6 +62,9 @@ def test_to_datatree_holds_the_estimate_prior_and_trace(fitted):
         np.testing.assert_array_equal(prior["b0"].values, fitted.prior_.b0)
         assert float(prior["a0"]) == fitted.prior_.a0
     assert tree.attrs["covariance_type"] == fitted.covariance_type
+    # built by arviz_base.from_dict: only the posterior has (chain, draw), and says so
+    assert post.attrs["sample_dims"] == ["chain", "draw"]
+    assert not {"chain", "draw"} & set(prior.dims) and not {"chain", "draw"} & set(tree["map_trace"].dims)
     import json
 
     assert bayes_gmm.NIWPrior.from_dict(json.loads(prior.attrs["prior"])) == fitted.prior_
@@ -72,6 +75,12 @@ def test_to_datatree_is_usable_by_arviz(fitted):
     # a single draw: the mean over the sample dims is the estimate itself
     mean = azs.mean(tree, var_names=["means"], round_to="none")
     np.testing.assert_allclose(np.asarray(mean["means"]), fitted.means_)
+
+
+def test_covariance_dims_come_from_the_families():
+    from bayes_gmm.model.families import COVARIANCE_FAMILIES, get_family
+
+    assert COVARIANCE_DIMS == {name: get_family(name).covariance_dims for name in COVARIANCE_FAMILIES}
 
 
 def test_lazy_names():
@@ -143,6 +152,24 @@ def test_compare_counts_a_map_outside_its_hdi(blobs):
     assert sorted(outside) == sorted(f"means[{c}, {j}]" for c in range(3) for j in range(2))
     assert result.verdict.n_map_outside_hdi == 6
     assert (result.table.loc[outside, "map_quantile"] == 0).all()
+
+
+def test_compare_does_not_depend_on_the_order_of_dimensions(blobs):
+    est = MapEM(3, random_state=0).fit(blobs)
+    idata = fake_posterior(est, np.random.default_rng(4), draws=50)
+    post = idata["posterior"].to_dataset()
+    shuffled = post.assign(
+        weights=post["weights"].transpose("draw", "component", "chain"),
+        means=post["means"].transpose("feature", "draw", "chain", "component"),
+    )
+    # rows are labelled in each variable's own dimension order; matched here by their indices
+    keys = ["variable", "component", "feature", "feature_bis"]
+    columns = ["map", "mean", "sd", "hdi_lower", "hdi_upper", "map_quantile"]
+    expected = compare(est, idata).table.sort_values(keys)
+    got = compare(est, shuffled).table.sort_values(keys)
+    assert len(got) == len(expected)
+    assert got[keys].astype(str).to_numpy().tolist() == expected[keys].astype(str).to_numpy().tolist()
+    np.testing.assert_allclose(got[columns].to_numpy(float), expected[columns].to_numpy(float), rtol=1e-12)
 
 
 def test_compare_verdict_flags_bad_rhat(blobs):

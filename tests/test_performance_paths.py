@@ -15,7 +15,7 @@ from sklearn.utils import check_random_state
 from bayes_gmm import MapEM
 from bayes_gmm.em import engine as _engine
 from bayes_gmm.model import scaling
-from bayes_gmm.model.covariance import get_family
+from bayes_gmm.model.families import get_family
 from bayes_gmm.model.prior import _weighted_moments
 from bayes_gmm.model.scaling import ScaledRows
 
@@ -77,7 +77,7 @@ def _assert_threads_do_not_change_the_result(monkeypatch, family, X, params, chu
     with threadpool_limits(1, user_api="blas"):
         serial = _engine.accumulate(family, X, None, params, chunk, threads=1)
         monkeypatch.setattr(_engine, "_MIN_PARALLEL_FLOATS", 0)
-        monkeypatch.setattr(_engine, "_available_cores", lambda: 2)
+        monkeypatch.setattr(_engine, "available_cores", lambda: 2)
         monkeypatch.setattr(_engine, "n_workers", lambda n_blocks, work: 2)
         threaded = _engine.accumulate(family, X, None, params, chunk)
     assert threaded.log_likelihood == serial.log_likelihood
@@ -148,7 +148,7 @@ def test_fit_holds_blas_at_one_thread_and_restores_it(rng, monkeypatch):
     pool is still sized by the caller's limit; nested and finished fits restore the limit."""
     from threadpoolctl import threadpool_limits
 
-    monkeypatch.setattr(_engine, "_available_cores", lambda: 2)
+    monkeypatch.setattr(_engine, "available_cores", lambda: 2)
     monkeypatch.setattr(_engine, "_MIN_PARALLEL_FLOATS", 0)
 
     def blas_threads():
@@ -410,13 +410,13 @@ def test_dask_sample_weight_and_lazy_finiteness_check(rng):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_full_kernel_paths_equal_reference(rng, monkeypatch, stacked_max_d, gemm_max_d, pairs_max_d, dtype):
     """Every whitening/moment path of the full family: one TRMM per component (d above
-    ``_STACKED_GEMM_MAX_D``) or one stacked GEMM for all, then one SYRK per component (d above
-    ``_GEMM_MAX_D``) or batched products; and the pairwise-products path (float64, small d)."""
-    from bayes_gmm.model import covariance
+    ``kernels.STACKED_GEMM_MAX_D``) or one stacked GEMM for all, then one SYRK per component (d above
+    ``kernels.GEMM_MAX_D``) or batched products; and the pairwise-products path (float64, small d)."""
+    from bayes_gmm.model.families import kernels
 
-    monkeypatch.setattr(covariance, "_STACKED_GEMM_MAX_D", stacked_max_d)
-    monkeypatch.setattr(covariance, "_GEMM_MAX_D", gemm_max_d)
-    monkeypatch.setattr(covariance, "_PAIRS_MAX_D", pairs_max_d)
+    monkeypatch.setattr(kernels, "STACKED_GEMM_MAX_D", stacked_max_d)
+    monkeypatch.setattr(kernels, "GEMM_MAX_D", gemm_max_d)
+    monkeypatch.setattr(kernels, "PAIRS_MAX_D", pairs_max_d)
     family = get_family("full")
     X = _data(rng, n=1500, d=6)
     params = _random_params(family, rng, 3, 6)
@@ -437,9 +437,9 @@ def test_full_kernel_paths_equal_reference(rng, monkeypatch, stacked_max_d, gemm
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_variance_kernel_paths_equal_reference(rng, monkeypatch, gemm_max_d, covariance_type, dtype):
     """diag/spherical: the elementwise path (large d) and the full family's kernel (small d)."""
-    from bayes_gmm.model import covariance
+    from bayes_gmm.model.families import kernels
 
-    monkeypatch.setattr(covariance, "_GEMM_MAX_D", gemm_max_d)
+    monkeypatch.setattr(kernels, "GEMM_MAX_D", gemm_max_d)
     family = get_family(covariance_type)
     X = _data(rng, n=1500, d=6)
     params = _random_params(family, rng, 3, 6)
@@ -463,11 +463,11 @@ def test_full_kernel_skips_negligible_responsibilities(rng, monkeypatch, zero_sh
     """Rows whose responsibility underflows to 0 (well apart) or is tiny but positive (closer:
     1e-30 and below) may be left out of a component's SYRK: the statistics stay equal to the
     reference's."""
-    from bayes_gmm.model import covariance
+    from bayes_gmm.model.families import kernels
 
-    monkeypatch.setattr(covariance, "_GEMM_MAX_D", 0)
-    monkeypatch.setattr(covariance, "_PAIRS_MAX_D", 0)
-    monkeypatch.setattr(covariance, "_SPARSE_ZERO_SHARE", zero_share)
+    monkeypatch.setattr(kernels, "GEMM_MAX_D", 0)
+    monkeypatch.setattr(kernels, "PAIRS_MAX_D", 0)
+    monkeypatch.setattr(kernels, "SPARSE_ZERO_SHARE", zero_share)
     family = get_family("full")
     d = 5
     X = rng.normal(size=(1200, d)) + separation * rng.integers(0, 3, size=(1200, 1))
@@ -494,9 +494,9 @@ def test_pairwise_kernel_equals_the_reference(rng, d, separation, tol):
     """float64 blocks with d <= 16 use pair products (a quadratic form and one Gram product for
     all components).  Its rounding grows as eps (distance / sd)^2 from the centre of the means:
     1e-12 for data within a few sds (MapEM fits standardised data), 1e-9 at 60 sds."""
-    from bayes_gmm.model import covariance
+    from bayes_gmm.model.families import kernels
 
-    assert d <= covariance._PAIRS_MAX_D
+    assert d <= kernels.PAIRS_MAX_D
     family = get_family("full")
     X = rng.normal(size=(3000, d)) + separation * rng.integers(0, 3, size=(3000, 1))
     params = _random_params(family, rng, 3, d)

@@ -17,7 +17,8 @@ from _posterior_fakes import fake_posterior, niw_posterior, unconverged
 from conftest import COVARIANCE_TYPES, convergence_warnings, make_blobs3
 from scipy import stats
 
-from bayes_gmm import ConvergenceWarning, MapEM, log_posterior
+from bayes_gmm import ConvergenceWarning, MapEM, get_family, log_posterior
+from bayes_gmm.bayes import draws
 
 posterior = pytest.importorskip("bayes_gmm.bayes.posterior")
 pm = pytest.importorskip("pymc")
@@ -257,8 +258,7 @@ def _fake_posterior(est, rng, n_chain=2, n_draw=30, noise=0.02):
     cov = np.broadcast_to(cov, (*shape, *cov.shape)).copy()
     if ct in ("diag", "spherical"):
         cov = cov * np.exp(noise * rng.standard_normal(cov.shape))
-    dims = {"full": ("component", "feature", "feature_bis"), "tied": ("feature", "feature_bis"),
-            "diag": ("component", "feature"), "spherical": ("component",)}[ct]
+    dims = get_family(ct).covariance_dims
     return xr.Dataset(
         {
             "weights": (("chain", "draw", "component"), weights),
@@ -283,7 +283,7 @@ def test_relabel_restores_permuted_draws(ct, fitted, rng):
             arr = var.transpose("chain", "draw", "component", ...).values
             index = perms.reshape(*shape, k, *([1] * (arr.ndim - 3)))
             scrambled[name] = (var.transpose("chain", "draw", "component", ...).dims, np.take_along_axis(arr, index, 2))
-    relabelled, info = posterior.relabel(scrambled, est)
+    relabelled, info = draws.relabel(scrambled, est)
     for name in clean.data_vars:
         xr.testing.assert_allclose(relabelled[name].transpose(*clean[name].dims), clean[name])
     # scrambled[k] = clean[perm[k]], so relabelled[k] = scrambled[inv[k]] with inv = argsort(perm)
@@ -302,7 +302,7 @@ def test_relabel_flags_ambiguous_draws(fitted, rng):
             "covariances": (("component",), np.ones(3)),
         }
     )
-    _, info = posterior.relabel(_fake_posterior(est, rng), ref, covariance_type="spherical")
+    _, info = draws.relabel(_fake_posterior(est, rng), ref, covariance_type="spherical")
     # components 0 and 1 of the reference are interchangeable: every draw is ambiguous
     assert info.attrs["n_ambiguous_draws"] == info.attrs["n_draws"]
     assert np.all(info["cost_gap"].values < 0.1)
@@ -311,11 +311,11 @@ def test_relabel_flags_ambiguous_draws(fitted, rng):
 def test_relabel_rejects_bad_input(fitted, rng):
     post = _fake_posterior(fitted["full"], rng)
     with pytest.raises(ValueError, match="ambiguity_tol"):
-        posterior.relabel(post, fitted["full"], ambiguity_tol=-1.0)
+        draws.relabel(post, fitted["full"], ambiguity_tol=-1.0)
     with pytest.raises(TypeError, match="reference"):
-        posterior.relabel(post, "map")
+        draws.relabel(post, "map")
     with pytest.raises(ValueError, match="covariance_type"):
-        posterior.relabel(post, fitted["diag"])
+        draws.relabel(post, fitted["diag"])
 
 
 # ----------------------------------------------------------------------------------------
@@ -325,7 +325,7 @@ def test_relabel_rejects_bad_input(fitted, rng):
 def test_posterior_predictive_draws_are_independent(ct, fitted, rng):
     est = fitted[ct]
     post = _fake_posterior(est, rng, n_chain=2, n_draw=5, noise=0.0)  # identical means/covariances
-    sim = posterior.sample_posterior_predictive(post, 50, random_seed=1)
+    sim = draws.sample_posterior_predictive(post, 50, random_seed=1)
     d = est.means_.shape[1]
     assert sim["x"].dims == ("chain", "draw", "pp_obs", "feature")
     assert sim["x"].shape == (2, 5, 50, d)
@@ -333,9 +333,9 @@ def test_posterior_predictive_draws_are_independent(ct, fitted, rng):
     x = sim["x"].values
     # a new sample per draw and per row: no value repeats, even where the component repeats
     assert np.unique(x).size == x.size
-    again = posterior.sample_posterior_predictive(post, 50, random_seed=1)
+    again = draws.sample_posterior_predictive(post, 50, random_seed=1)
     np.testing.assert_array_equal(again["x"].values, x)
-    big = posterior.sample_posterior_predictive(post, 4000, random_seed=2)
+    big = draws.sample_posterior_predictive(post, 4000, random_seed=2)
     freq = np.bincount(big["labels"].values.ravel(), minlength=3) / big["labels"].size
     np.testing.assert_allclose(freq, post["weights"].mean(("chain", "draw")), atol=0.02)
 
@@ -346,8 +346,8 @@ def test_predictive_density_and_membership_at_a_point_mass(ct, blobs, fitted, rn
     est = fitted[ct]
     post = _fake_posterior(est, rng, n_chain=1, n_draw=3, noise=0.0)
     post["weights"][:] = est.weights_
-    np.testing.assert_allclose(posterior.posterior_predictive_density(post, blobs[:40]), est.score_samples(blobs[:40]), rtol=1e-10)
-    mean, sd = posterior.posterior_membership(post, blobs[:40])
+    np.testing.assert_allclose(draws.posterior_predictive_density(post, blobs[:40]), est.score_samples(blobs[:40]), rtol=1e-10)
+    mean, sd = draws.posterior_membership(post, blobs[:40])
     np.testing.assert_allclose(mean, est.predict_proba(blobs[:40]), atol=1e-10)
     np.testing.assert_allclose(sd, 0.0, atol=1e-7)
 
@@ -367,11 +367,32 @@ def test_input_checks(blobs, fitted):
         posterior.build_model(fitted["full"], blobs, coords={"component": ["a", "b"]})
     post = _fake_posterior(fitted["full"], np.random.default_rng(0))
     with pytest.raises(ValueError, match="columns"):
-        posterior.posterior_predictive_density(post, np.ones((3, 5)))
+        draws.posterior_predictive_density(post, np.ones((3, 5)))
 
 
 def test_import_bayes_gmm_does_not_import_pymc():
     code = "import sys, bayes_gmm; bayes_gmm.MapEM; assert 'pymc' not in sys.modules, 'pymc imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_saved_posterior_is_read_without_pymc(tmp_path, blobs, fitted):
+    """Relabelling, memberships, predictive densities and the ArviZ comparison of a saved
+    posterior need neither PyMC nor PyTensor (bayes_gmm.bayes.draws, bayes_gmm.diagnostics)."""
+    est = fitted["diag"]
+    post = _fake_posterior(est, np.random.default_rng(0))
+    post.to_netcdf(tmp_path / "post.nc")
+    np.save(tmp_path / "X.npy", blobs[:20])
+    code = f"""
+import sys, numpy as np, xarray as xr, bayes_gmm
+post = xr.open_dataset({str(tmp_path / "post.nc")!r}).load()
+X = np.load({str(tmp_path / "X.npy")!r})
+relabelled, info = bayes_gmm.relabel(post, post.isel(chain=0, draw=0))
+mean, sd = bayes_gmm.posterior_membership(relabelled, X)
+density = bayes_gmm.posterior_predictive_density(relabelled, X)
+import bayes_gmm.diagnostics
+assert np.allclose(mean.sum(axis=1), 1.0) and np.all(np.isfinite(density)), (mean, density)
+assert 'pymc' not in sys.modules and 'pytensor' not in sys.modules, 'PyMC imported'
+"""
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -427,7 +448,7 @@ def test_sampled_datatree_layout(sampled, blobs, fitted):
     assert {"n_permuted_draws", "n_ambiguous_draws"} <= set(info.attrs)
     # relabelling does not change the pointwise log-likelihood
     first = post.to_dataset().isel(chain=[0], draw=[0])
-    density = posterior.posterior_predictive_density(first, blobs)
+    density = draws.posterior_predictive_density(first, blobs)
     np.testing.assert_allclose(density, sampled["log_likelihood"]["x"].values[0, 0], rtol=1e-8)
     np.testing.assert_allclose(sampled["map_estimate"]["means"].values, fitted["full"].means_)
 
@@ -435,16 +456,16 @@ def test_sampled_datatree_layout(sampled, blobs, fitted):
 @pytest.mark.slow
 def test_membership_and_predictive_from_samples(sampled, blobs, fitted):
     est = fitted["full"]
-    mean, sd = posterior.posterior_membership(sampled, blobs)
+    mean, sd = draws.posterior_membership(sampled, blobs)
     assert mean.shape == sd.shape == (blobs.shape[0], 3)
     np.testing.assert_allclose(mean.sum(axis=1), 1.0)
     assert np.all(sd >= 0) and np.all(sd <= 0.5)
     assert np.max(np.abs(mean - est.predict_proba(blobs))) < 0.1
-    density = posterior.posterior_predictive_density(sampled, blobs[:50])
+    density = draws.posterior_predictive_density(sampled, blobs[:50])
     assert density.shape == (50,)
     # averaging over the posterior changes the density at the data only a little
     assert abs(np.mean(density - est.score_samples(blobs[:50]))) < 0.1
-    sim = posterior.sample_posterior_predictive(sampled, 20, random_seed=0)
+    sim = draws.sample_posterior_predictive(sampled, 20, random_seed=0)
     assert sim["x"].shape == (4, 1000, 20, 2)
     assert np.unique(sim["x"].values).size == sim["x"].size
 
@@ -487,31 +508,31 @@ def test_random_seed_reproduces_the_draws(blobs, fitted):
 # ----------------------------------------------------------------------------------------
 def test_converged_chains_give_no_warning(blobs, fitted):
     tree = fake_posterior(fitted["full"], np.random.default_rng(0), chains=4, draws=1000)
-    assert posterior._convergence_message(tree) is None
+    assert draws.convergence_message(tree) is None
     # a single component's weight is 1 in every draw: no R-hat, no ESS, no warning, no NaN warning
     one = MapEM(1, random_state=0).fit(blobs)
-    assert posterior._convergence_message(niw_posterior(blobs, one.prior_, np.random.default_rng(1))) is None
+    assert draws.convergence_message(niw_posterior(blobs, one.prior_, np.random.default_rng(1))) is None
 
 
 def test_stuck_chain_warns_with_rhat_and_the_worst_entries(fitted):
     tree = fake_posterior(fitted["full"], np.random.default_rng(0), chains=4, draws=1000)
     stuck = unconverged(tree, shift=("means", (1, 0), 0.1))  # noise 0.02: chain 0 sits 5 sd away
     with pytest.warns(ConvergenceWarning, match=r"R-hat up to \d\.\d{3} \(above 1\.01\) in 1 of \d+ entries, worst means\[1, 0\]"):
-        posterior._warn_if_not_converged(stuck["posterior"].to_dataset())
+        draws.warn_if_not_converged(stuck["posterior"].to_dataset())
     # a covariance entry is named once (lower triangle), by its labels
     stuck = unconverged(unconverged(tree, shift=("covariances", (2, 1, 0), 1.0)), shift=("covariances", (2, 0, 1), 1.0))
-    message = posterior._convergence_message(stuck)
+    message = draws.convergence_message(stuck)
     assert "covariances[2, 1, 0]" in message and "covariances[2, 0, 1]" not in message
 
 
 def test_sticky_chains_warn_with_bulk_ess(fitted):
     tree = fake_posterior(fitted["diag"], np.random.default_rng(0), chains=4, draws=1000)
-    message = posterior._convergence_message(unconverged(tree, repeat=20))
+    message = draws.convergence_message(unconverged(tree, repeat=20))
     assert "bulk ESS down to" in message and "(below 400: 100 per chain for 4 chains)" in message
     assert "worst" in message and "sample longer" in message
     # too few draws for the statistics: said so, not silently passed
     short = fake_posterior(fitted["diag"], np.random.default_rng(0), chains=2, draws=3)
-    assert "cannot be computed" in posterior._convergence_message(short)
+    assert "cannot be computed" in draws.convergence_message(short)
 
 
 # ----------------------------------------------------------------------------------------

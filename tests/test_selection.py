@@ -56,6 +56,7 @@ def test_table_is_tidy(blobs_result):
     assert list(table.columns) == list(TABLE_COLUMNS)
     assert len(table) == 6 * 4
     assert set(table["covariance_type"]) == set(TYPES)
+    assert list(dict.fromkeys(table["covariance_type"])) == list(TYPES)  # default: the registry's order
     assert table["error"].isna().all()
     assert table["converged"].all()
     assert (table["icl"] >= table["bic"] - 1e-9).all()  # -2 sum log r >= 0
@@ -142,6 +143,18 @@ def test_parallel_gives_the_same_table(rng):
     serial = select(X, k=range(1, 4), covariance_types=("full", "diag"), random_state=5)
     parallel = select(X, k=range(1, 4), covariance_types=("full", "diag"), random_state=5, n_jobs=2)
     pd.testing.assert_frame_equal(serial.table, parallel.table)
+
+
+def test_cell_seeds_are_those_of_the_registry_order():
+    """A cell's seed comes from its type's place in the registry (full, tied, diag, spherical);
+    pinned, so that the seeds, hence every fit, stay what they were."""
+    from bayes_gmm.model.families import COVARIANCE_FAMILIES
+
+    assert tuple(COVARIANCE_FAMILIES) == TYPES
+    assert cell_seeds(0, [1, 2], ["spherical", "diag", "tied", "full"]) == {
+        (1, "full"): 3953331965, (1, "tied"): 3613627650, (1, "diag"): 1016617948, (1, "spherical"): 1227846671,
+        (2, "full"): 1961512366, (2, "tied"): 1663335698, (2, "diag"): 1902154619, (2, "spherical"): 517123707,
+    }
 
 
 def test_cell_seed_depends_on_the_cell_only():
@@ -236,6 +249,8 @@ def test_plot_one_line_per_covariance_type(blobs_result):
         assert set(TYPES) <= set(labels)
         assert any(label.startswith("best: k=3") for label in labels)
         full = ax.get_lines()[labels.index("full")]
+        markers = {label: line.get_marker() for label, line in zip(labels, ax.get_lines(), strict=True)}
+        assert {t: markers[t] for t in TYPES} == {"full": "o", "tied": "s", "diag": "^", "spherical": "D"}
         np.testing.assert_array_equal(full.get_xdata(), np.arange(1, 7))
         assert "BIC" in ax.get_ylabel()
         blobs_result.plot(ax=ax, criterion="icl")

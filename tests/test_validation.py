@@ -1,12 +1,20 @@
 """Bad input gets a clear ValueError/TypeError; float32, integer and pandas input work."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from sklearn.utils._param_validation import InvalidParameterError
 
 from bayes_gmm import MapEM, NIWPrior
 from em_baseline import PlainEM
+
+
+def _invalid(name, value, estimator="MapEM"):
+    """scikit-learn's message for a constructor parameter of the wrong type or range."""
+    return rf"The '{name}' parameter of {estimator} must be .*\. Got {re.escape(repr(value))} instead\."
 
 
 @pytest.fixture
@@ -36,9 +44,11 @@ def test_empty_and_one_dimensional():
         MapEM(1).fit(np.zeros((2, 2, 2)))
 
 
-@pytest.mark.parametrize("k, exc, match", [(0, ValueError, "at least 1"), (-2, ValueError, "at least 1"),
+@pytest.mark.parametrize("k, exc, match", [(0, InvalidParameterError, _invalid("k", 0)),
+                                           (-2, InvalidParameterError, _invalid("k", -2)),
                                            (41, ValueError, "larger than the number of rows"),
-                                           (2.5, TypeError, "must be an integer"), ("3", TypeError, "must be an integer")])
+                                           (2.5, InvalidParameterError, _invalid("k", 2.5)),
+                                           ("3", InvalidParameterError, _invalid("k", "3"))])
 def test_bad_k(X, k, exc, match):
     with pytest.raises(exc, match=match):
         MapEM(k).fit(X)
@@ -52,16 +62,19 @@ def test_bad_k(X, k, exc, match):
         (dict(prior_strength=0.0), ValueError, "prior_strength must be a finite positive"),
         (dict(alpha=0.5), ValueError, "alpha must be >= 1"),
         (dict(alpha=np.nan), ValueError, "alpha must be a finite"),
-        (dict(tol=-1e-3), ValueError, "tol must be finite and >= 0"),
-        (dict(max_iter=0), ValueError, "max_iter must be finite and > 0"),
-        (dict(n_init=1.5), TypeError, "n_init must be an integer"),
-        (dict(covariance_type="banana"), ValueError, "covariance_type must be one of"),
-        (dict(init_params="magic"), ValueError, "init_params must be one of"),
+        (dict(tol=-1e-3), InvalidParameterError, _invalid("tol", -1e-3)),
+        (dict(tol=np.inf), InvalidParameterError, _invalid("tol", np.inf)),
+        (dict(max_iter=0), InvalidParameterError, _invalid("max_iter", 0)),
+        (dict(n_init=1.5), InvalidParameterError, _invalid("n_init", 1.5)),
+        (dict(covariance_type="banana"), InvalidParameterError, _invalid("covariance_type", "banana")),
+        (dict(init_params="magic"), InvalidParameterError, _invalid("init_params", "magic")),
+        (dict(init_params=None), InvalidParameterError, _invalid("init_params", None)),
+        (dict(prior="full"), InvalidParameterError, _invalid("prior", "full")),
         (dict(init_params=np.zeros(3, int)), ValueError, "labels must be 40 integers"),
         (dict(init_params=np.ones((40, 3))), ValueError, r"shape \(n, k\) = \(40, 2\)"),
         (dict(means_init=np.zeros((3, 2))), ValueError, r"means_init must be a finite array of shape \(k, d\)"),
         (dict(weights_init=[0.2, 0.2]), ValueError, "weights_init must be 2 positive numbers summing to 1"),
-        (dict(chunk_size=0), ValueError, "chunk_size must be finite and > 0"),
+        (dict(chunk_size=0), InvalidParameterError, _invalid("chunk_size", 0)),
     ],
 )
 def test_bad_hyper_parameters(X, kwargs, exc, match):
@@ -70,7 +83,7 @@ def test_bad_hyper_parameters(X, kwargs, exc, match):
 
 
 def test_bad_reg_covar(X):
-    with pytest.raises(ValueError, match="reg_covar must be finite and >= 0"):
+    with pytest.raises(InvalidParameterError, match=_invalid("reg_covar", -1.0, "PlainEM")):
         PlainEM(2, reg_covar=-1.0).fit(X)
 
 
@@ -142,3 +155,12 @@ def test_float32_integer_and_pandas_input(X):
 def test_bad_precisions_init(X, ct, precisions, match):
     with pytest.raises(ValueError, match=match):
         MapEM(2, covariance_type=ct, precisions_init=precisions).fit(X)
+
+
+@pytest.mark.parametrize("estimator", [MapEM(2, random_state=0), PlainEM(2, reg_covar=1e-6, random_state=0)])
+def test_every_parameter_is_declared_to_scikit_learn(estimator):
+    # scikit-learn's own check: a constraint for every constructor parameter, and fit refuses
+    # a value of the wrong type or range with its InvalidParameterError
+    from sklearn.utils.estimator_checks import check_param_validation
+
+    check_param_validation(type(estimator).__name__, estimator)

@@ -37,16 +37,11 @@ This module imports PyMC; ``import bayes_gmm`` does not import it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import numbers
-import os
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pymc as pm
@@ -56,71 +51,41 @@ import xarray as xr
 from pymc.initial_point import make_initial_point_fn
 from pymc.logprob.transforms import Transform
 from pytensor.assumptions import assume
-from scipy.optimize import linear_sum_assignment
-from scipy.special import logsumexp
-from sklearn.exceptions import NotFittedError
-from sklearn.utils.validation import check_is_fitted
+from scipy import stats
 from threadpoolctl import threadpool_limits
 
+from bayes_gmm.bayes.draws import (
+    check_estimator,
+    log_likelihood_dataset,
+    map_estimate_dataset,
+    relabel,
+    simulate_draws,
+    warn_if_label_switching,
+    warn_if_not_converged,
+)
 from bayes_gmm.bayes.mixture_op import mixture_logsumexp
-from bayes_gmm.em.map_em import MapEM, log_posterior
-from bayes_gmm.em.validation import check_data, check_positive
-from bayes_gmm.exceptions import ConvergenceWarning
-from bayes_gmm.model.covariance import get_family
+from bayes_gmm.em.engine import available_cores
+from bayes_gmm.em.map_em import MapEM
+from bayes_gmm.em.validation import check_positive
+from bayes_gmm.model.families import get_family
 
 __all__ = [
     "PosteriorSampler",
     "build_model",
     "clear_posterior_cache",
-    "draw_prior",
     "get_posterior_sampler",
-    "log_likelihood_of_draws",
-    "simulate_mixture",
-    "stacked_draws",
-    "posterior_membership",
-    "posterior_predictive_density",
-    "relabel",
     "sample_posterior",
-    "sample_posterior_predictive",
 ]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
-def _available_cores() -> int:
-    """CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
 _SAMPLERS = ("nutpie", "pymc")
-_COV_DIMS = {
-    "full": ("component", "feature", "feature_bis"),
-    "tied": ("feature", "feature_bis"),
-    "diag": ("component", "feature"),
-    "spherical": ("component",),
-}
-#: Floats per block of the (draws x rows x components x features) arrays built after sampling.
-_BLOCK_FLOATS = 1 << 22
 
 
 # ----------------------------------------------------------------------------------------
 # input checks
 # ----------------------------------------------------------------------------------------
-def _check_estimator(est) -> MapEM:
-    if not isinstance(est, MapEM):
-        raise TypeError(f"est must be a fitted bayes_gmm.MapEM, got {type(est).__name__}.")
-    try:
-        check_is_fitted(est)
-    except NotFittedError:
-        raise ValueError(
-            "est is not fitted: call est.fit(X) first; the posterior is built around MAP-EM's "
-            "prior and solution."
-        ) from None
-    return est
-
-
 def _check_X(est: MapEM, X) -> np.ndarray:
     """X as a float64 array with the estimator's columns (names checked as in predict)."""
     return np.asarray(est._validate_X(X, reset=False), dtype=np.float64)
@@ -274,6 +239,22 @@ def _precision_cholesky(covariance):
     return P, logdet
 
 
+class _PyTensorOps:
+    """PyTensor's versions of :class:`bayes_gmm.model.array_ops.NumpyOps`: the families'
+    quadratic forms build the model's likelihood from the same code as the NumPy numerics."""
+
+    matmul = staticmethod(pt.matmul)
+    swapaxes = staticmethod(pt.swapaxes)
+    concatenate = staticmethod(pt.concatenate)
+    sum = staticmethod(pt.sum)
+    log = staticmethod(pt.log)
+    ones_like = staticmethod(pt.ones_like)
+    precision_cholesky = staticmethod(_precision_cholesky)
+
+
+PYTENSOR_OPS = _PyTensorOps()
+
+
 def invwishart_logp(value, nu, psi):
     """Log density of ``InvWishart(nu, Psi)`` (scipy's ``df=nu, scale=Psi``) at ``value``.
 
@@ -358,22 +339,15 @@ def _invwishart_random_chol(nu, psi_chol, rng=None, size=None):
 
 
 def _invwishart_random(nu, psi, rng=None, size=None):
-    """Draws of ``InvWishart(nu, Psi)`` by the Bartlett decomposition, shape (*size, d, d)."""
+    """Draws of ``InvWishart(nu, Psi)`` (:data:`scipy.stats.invwishart`), shape (*size, d, d)."""
     rng = np.random.default_rng(rng)
     psi = np.asarray(psi, dtype=float)
     d = psi.shape[-1]
     if np.size(nu) != 1 or psi.size != d * d:
         raise NotImplementedError("inverse-Wishart draws need unbatched parameters.")
-    nu, psi = float(np.reshape(nu, -1)[0]), psi.reshape(d, d)
     size = () if size is None else tuple(np.atleast_1d(size))
-    L = np.linalg.cholesky(np.linalg.inv(psi))
-    A = np.zeros((*size, d, d))
-    rows, cols = np.tril_indices(d, -1)
-    A[..., rows, cols] = rng.standard_normal((*size, rows.size))
-    idx = np.arange(d)
-    A[..., idx, idx] = np.sqrt(rng.chisquare(nu - idx, size=(*size, d)))
-    B = L @ A
-    return np.linalg.inv(B @ np.swapaxes(B, -1, -2))
+    distribution = stats.invwishart(df=float(np.reshape(nu, -1)[0]), scale=psi.reshape(d, d))
+    return np.reshape(distribution.rvs(size=int(np.prod(size)), random_state=rng), (*size, d, d))
 
 
 def _core(param, core_ndim: int):
@@ -388,41 +362,19 @@ def _core(param, core_ndim: int):
 
 def _mixture_logp_factory(covariance_type: str, d: int):
     """The marginal log density of each row, ``log sum_k pi_k N(x | mu_k, Sigma_k)``, shape (n,)."""
-
-    cov_ndim = {"full": 3, "tied": 2, "diag": 2, "spherical": 1}[covariance_type]
+    family = get_family(covariance_type)
+    cov_ndim = len(family.covariance_dims)
 
     def logp(value, weights, means, covariances, features, centre):
-        # features: the data's quadratic features (_quadratic_features of the rows minus
-        # centre), inputs of the graph like the data themselves, computed once per data set
+        # features: the data's quadratic features (the family's quadratic_features of the rows
+        # minus centre), inputs of the graph like the data themselves, computed once per data set
         weights = _core(weights, 1)
         means = _core(means, 2)
         covariances = _core(covariances, cov_ndim)
         centre = _core(centre, 1)
-        k = means.shape[0]
         # quad_ik = (x_i - mu_k)^T Lambda_k (x_i - mu_k) as one matrix product of data features
         # (x x^T, x) with per-component coefficients; centring keeps the expansion accurate
-        mu = means - centre
-        if covariance_type in ("full", "tied"):
-            P, logdet = _precision_cholesky(covariances)
-            prec = pt.matmul(P, pt.swapaxes(P, -1, -2))
-            if covariance_type == "tied":
-                prec = pt.broadcast_to(prec, (k, d, d))
-                logdet = pt.broadcast_to(logdet, (k,))
-            rows, cols = np.triu_indices(d)
-            prec_mu = pt.matmul(prec, mu[:, :, None])[:, :, 0]
-            second = prec[:, rows, cols] * np.where(rows == cols, 1.0, 2.0)
-            coef = pt.concatenate([second, -2.0 * prec_mu], axis=1)
-            const = pt.sum(mu * prec_mu, axis=-1)
-        elif covariance_type == "diag":
-            inv_var = 1.0 / covariances
-            coef = pt.concatenate([inv_var, -2.0 * mu * inv_var], axis=1)
-            const = pt.sum(mu**2 * inv_var, axis=-1)
-            logdet = pt.sum(pt.log(covariances), axis=-1)
-        else:
-            inv_var = 1.0 / covariances
-            coef = pt.concatenate([inv_var[:, None], -2.0 * mu * inv_var[:, None]], axis=1)
-            const = pt.sum(mu**2, axis=-1) * inv_var
-            logdet = d * pt.log(covariances)
+        coef, const, logdet = family.quadratic_coefficients(means - centre, covariances, d, PYTENSOR_OPS)
         # log sum_k exp(bias_k - 0.5 features_i . coef_k), one fused kernel with its gradient
         # from the responsibilities (bayes_gmm.bayes.mixture_op)
         bias = pt.log(weights) - 0.5 * (d * _LOG_2PI + logdet + const)
@@ -448,7 +400,7 @@ def _mixture_random_factory(covariance_type: str):
         if np.ndim(weights) != 1:
             raise NotImplementedError("draws of the mixture need unbatched parameters.")
         n = 1 if size is None else int(np.prod(size))
-        x, _ = _simulate(rng, weights[None], means[None], covariances[None], covariance_type, n)
+        x, _ = simulate_draws(rng, weights[None], means[None], covariances[None], covariance_type, n)
         return x[0].reshape((*(() if size is None else tuple(np.atleast_1d(size))), means.shape[-1]))
 
     return random
@@ -458,23 +410,15 @@ def _mixture_random_factory(covariance_type: str):
 # the model
 # ----------------------------------------------------------------------------------------
 def _map_scales(est: MapEM, X: np.ndarray):
-    """Reference points for the transforms: MAP precision Cholesky and posterior spread of means."""
-    ct = est.covariance_type
+    """Reference points for the transforms: MAP precision Cholesky (families with an
+    inverse-Wishart prior) and the posterior spread of the means."""
+    family = get_family(est.covariance_type)
     with np.errstate(divide="ignore"):  # log 0 of an empty component's weight (alpha = 1)
         nk = est.predict_proba(X).sum(axis=0)
     spread = 1.0 / np.sqrt(nk + est.prior_.kappa0)  # (K,)
     cov = np.asarray(est.covariances_, dtype=float)
-    if ct in ("full", "tied"):
-        ref = np.linalg.cholesky(np.linalg.inv(cov))
-        cov_chol = np.linalg.cholesky(cov)
-        mean_scale = (cov_chol if ct == "full" else cov_chol[None]) * spread[:, None, None]
-    elif ct == "diag":
-        ref = None
-        mean_scale = np.sqrt(cov) * spread[:, None]
-    else:
-        ref = None
-        mean_scale = np.sqrt(cov)[:, None] * spread[:, None] * np.ones(est.means_.shape[1])
-    return ref, mean_scale
+    ref = np.linalg.cholesky(np.linalg.inv(cov)) if family.wishart_prior else None
+    return ref, family.mean_scale(cov, spread, est.means_.shape[1])
 
 
 def build_model(est: MapEM, X, *, coords: Mapping | None = None) -> pm.Model:
@@ -511,7 +455,7 @@ def build_model(est: MapEM, X, *, coords: Mapping | None = None) -> pm.Model:
     >>> sorted(v.name for v in model.free_RVs)
     ['covariances', 'means', 'weights']
     """
-    est = _check_estimator(est)
+    est = check_estimator(est)
     X = _check_X(est, X)
     n, d = X.shape
     k = int(est.weights_.shape[0])
@@ -537,14 +481,15 @@ def build_model(est: MapEM, X, *, coords: Mapping | None = None) -> pm.Model:
 
 def _input_shapes(covariance_type: str, k: int, d: int) -> dict[str, tuple]:
     """Static shapes of the model's shared inputs (``None``: any length)."""
-    n_features = {"full": d * (d + 3) // 2, "tied": d * (d + 3) // 2, "diag": 2 * d, "spherical": d + 1}
-    shapes = {"bgmm_x": (None, d), "bgmm_features": (None, n_features[covariance_type]), "bgmm_centre": (d,),
+    family = get_family(covariance_type)
+    shapes = {"bgmm_x": (None, d), "bgmm_features": (None, family.n_quadratic_features(d)), "bgmm_centre": (d,),
               "bgmm_alpha": (), "bgmm_m0": (d,), "bgmm_kappa0": (), "bgmm_mean_loc": (k, d)}
-    if covariance_type in ("full", "tied"):
-        cov_shape = (k, d, d) if covariance_type == "full" else (d, d)
-        shapes.update(bgmm_nu0=(), bgmm_psi0_chol=(d, d), bgmm_cov_ref=cov_shape, bgmm_mean_scale=(k, d, d))
+    mean_scale = family.mean_scale(family.identity_covariances(k, d), np.ones(k), d).shape
+    if family.wishart_prior:
+        shapes.update(bgmm_nu0=(), bgmm_psi0_chol=(d, d), bgmm_cov_ref=family.covariance_shape(k, d))
     else:
-        shapes.update(bgmm_a0=(), bgmm_b0=(d,) if covariance_type == "diag" else (), bgmm_mean_scale=(k, d))
+        shapes.update(bgmm_a0=(), bgmm_b0=family.prior_rate_shape(d))
+    shapes["bgmm_mean_scale"] = mean_scale
     return shapes
 
 
@@ -557,14 +502,15 @@ def model_input_values(est: MapEM, X) -> dict[str, np.ndarray]:
     (``bgmm_cov_ref``: Cholesky factor of each MAP precision, full/tied; ``bgmm_mean_loc``,
     ``bgmm_mean_scale``: MAP means and their posterior spread).
     """
-    est = _check_estimator(est)
+    est = check_estimator(est)
     X = _check_X(est, X)
     prior = est.prior_
+    family = get_family(est.covariance_type)
     ref, mean_scale = _map_scales(est, X)
     centre = X.mean(axis=0)
     values = {
         "bgmm_x": X,
-        "bgmm_features": _quadratic_features(X - centre, est.covariance_type),
+        "bgmm_features": family.quadratic_features(X - centre),
         "bgmm_centre": centre,
         "bgmm_alpha": prior.alpha,
         "bgmm_m0": prior.m0,
@@ -572,7 +518,7 @@ def model_input_values(est: MapEM, X) -> dict[str, np.ndarray]:
         "bgmm_mean_loc": est.means_,
         "bgmm_mean_scale": mean_scale,
     }
-    if est.covariance_type in ("full", "tied"):
+    if family.wishart_prior:
         values.update(bgmm_nu0=prior.nu0, bgmm_psi0_chol=prior.psi0_cholesky, bgmm_cov_ref=ref)
     else:
         values.update(bgmm_a0=prior.a0, bgmm_b0=prior.b0)
@@ -596,9 +542,9 @@ def _shared_model(covariance_type: str, k: int, d: int, coords: Mapping) -> tupl
     Returns the model and ``{name: shared variable}``; the inputs hold placeholders until
     :func:`set_model_inputs`.
     """
-    ct = covariance_type
+    family = get_family(covariance_type)
     inputs = {}
-    for name, shape in _input_shapes(ct, k, d).items():
+    for name, shape in _input_shapes(covariance_type, k, d).items():
         placeholder = np.ones(tuple(1 if s is None else s for s in shape))
         if len(shape) >= 2 and shape[-2:] == (d, d) and name not in ("bgmm_x", "bgmm_features"):
             placeholder = np.broadcast_to(np.eye(d), placeholder.shape).copy()
@@ -610,7 +556,7 @@ def _shared_model(covariance_type: str, k: int, d: int, coords: Mapping) -> tupl
         # the transforms' anchors are the distributions' last parameters: graph inputs that
         # every rewrite and clone of the model (remove_value_transforms, ...) carries along
         anchor = (inputs["bgmm_mean_loc"], inputs["bgmm_mean_scale"])
-        if ct in ("full", "tied"):
+        if family.wishart_prior:
             # Psi0 enters as its Cholesky factor: no factorisation of an input in the graph
             covariances = pm.CustomDist(
                 "covariances",
@@ -622,7 +568,7 @@ def _shared_model(covariance_type: str, k: int, d: int, coords: Mapping) -> tupl
                 support_point=_anchored(_invwishart_support_point_chol, 1),
                 signature="(),(p,p),(p,p)->(p,p)",
                 transform=PrecisionCholeskyTransform(d=d),
-                dims=_COV_DIMS[ct],
+                dims=family.covariance_dims,
             )
             # mu_k | Sigma_k ~ N(m0, Sigma_k / kappa0)
             mean_scale, mean_logp, mean_random = covariances, _mean_logp, _mean_random
@@ -631,10 +577,10 @@ def _shared_model(covariance_type: str, k: int, d: int, coords: Mapping) -> tupl
             # the hyper-parameters are inputs, not constants: PyTensor's constant folding of
             # gammaln(a0) (a Python implementation) was 1.9e-9 off scipy's, inputs are exact
             covariances = pm.InverseGamma(
-                "covariances", alpha=inputs["bgmm_a0"], beta=inputs["bgmm_b0"], dims=_COV_DIMS[ct]
+                "covariances", alpha=inputs["bgmm_a0"], beta=inputs["bgmm_b0"], dims=family.covariance_dims
             )
             # mu_kj | sigma2_kj ~ N(m0_j, sigma2_kj / kappa0)
-            mean_scale = covariances if ct == "diag" else covariances[:, None]
+            mean_scale = family.variances_per_feature(covariances)
             mean_logp, mean_random = _normal_mean_logp, _normal_mean_random
             mean_signature, multivariate = "(),(),(),(),()->()", False
         means = pm.CustomDist(
@@ -649,7 +595,6 @@ def _shared_model(covariance_type: str, k: int, d: int, coords: Mapping) -> tupl
             dims=("component", "feature"),
             transform=AffineTransform(multivariate=multivariate),
         )
-        cov_sig = {"full": "(k,p,p)", "tied": "(p,p)", "diag": "(k,p)", "spherical": "(k)"}[ct]
         pm.CustomDist(
             "x",
             weights,
@@ -657,9 +602,9 @@ def _shared_model(covariance_type: str, k: int, d: int, coords: Mapping) -> tupl
             covariances,
             inputs["bgmm_features"],
             inputs["bgmm_centre"],
-            logp=_mixture_logp_factory(ct, d),
-            random=_mixture_random_factory(ct),
-            signature=f"(k),(k,p),{cov_sig},(f),(p)->(p)",
+            logp=_mixture_logp_factory(covariance_type, d),
+            random=_mixture_random_factory(covariance_type),
+            signature=f"(k),(k,p),{family.core_signature()},(f),(p)->(p)",
             observed=inputs["bgmm_x"],
             dims=x_dims,
         )
@@ -779,445 +724,8 @@ def _short_list(items: list[str], n: int = 5) -> str:
 
 
 # ----------------------------------------------------------------------------------------
-# numerics on draws (NumPy), leading axis = draws
-# ----------------------------------------------------------------------------------------
-def _covariance_type_of(posterior: xr.Dataset, covariance_type: str | None) -> str:
-    if covariance_type is not None:
-        if covariance_type not in _COV_DIMS:
-            raise ValueError(f"covariance_type must be one of {tuple(_COV_DIMS)}, got {covariance_type!r}.")
-        return covariance_type
-    if "covariance_type" in posterior.attrs:
-        return str(posterior.attrs["covariance_type"])
-    dims = tuple(d for d in posterior["covariances"].dims if d not in ("chain", "draw"))
-    for name, want in _COV_DIMS.items():
-        if dims == want:
-            return name
-    raise ValueError(f"cannot tell the covariance type from the dims {dims} of 'covariances'; pass covariance_type.")
-
-
-def _posterior_dataset(idata, group: str = "posterior") -> xr.Dataset:
-    if isinstance(idata, xr.Dataset):
-        ds = idata
-    elif isinstance(idata, xr.DataTree):
-        if group not in idata.children:
-            raise ValueError(f"the DataTree has no {group!r} group.")
-        ds = idata[group].to_dataset()
-    else:
-        raise TypeError(f"expected an xarray DataTree or Dataset, got {type(idata).__name__}.")
-    missing = {"weights", "means", "covariances"} - set(ds.data_vars)
-    if missing:
-        raise ValueError(f"the posterior lacks the variables {sorted(missing)}.")
-    return ds
-
-
-def _stacked_draws(ds: xr.Dataset, covariance_type: str):
-    """weights (S, K), means (S, K, d), covariances (S, ...) over (chain, draw)."""
-    sample_dims = [dim for dim in ("chain", "draw") if dim in ds.dims]
-    cov_dims = _COV_DIMS[covariance_type]
-    out = []
-    for name, dims in (("weights", ("component",)), ("means", ("component", "feature")), ("covariances", cov_dims)):
-        arr = ds[name].transpose(*sample_dims, *dims).values
-        out.append(arr.reshape(-1, *arr.shape[len(sample_dims) :]))
-    return out
-
-
-def _whitened(X, means, covariances, covariance_type):
-    """``z = L^{-1} (x - mu_k)`` of shape (S, n, K, d) and ``log det Sigma_k`` of shape (S, K)."""
-    diff = X[None, :, None, :] - means[:, None, :, :]
-    d = X.shape[1]
-    if covariance_type in ("full", "tied"):
-        L = np.linalg.cholesky(covariances)
-        L_inv = np.linalg.inv(L)
-        logdet = 2.0 * np.sum(np.log(np.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
-        if covariance_type == "full":
-            z = np.einsum("skij,snkj->snki", L_inv, diff)
-        else:
-            z = np.einsum("sij,snkj->snki", L_inv, diff)
-            logdet = np.broadcast_to(logdet[:, None], means.shape[:2])
-    elif covariance_type == "diag":
-        z = diff / np.sqrt(covariances)[:, None, :, :]
-        logdet = np.sum(np.log(covariances), axis=-1)
-    else:
-        z = diff / np.sqrt(covariances)[:, None, :, None]
-        logdet = d * np.log(covariances)
-    return z, logdet
-
-
-def _weighted_log_prob(X, weights, means, covariances, covariance_type) -> np.ndarray:
-    """``log pi_k + log N(x_i | mu_k, Sigma_k)`` for each draw, shape (S, n, K)."""
-    d = X.shape[1]
-    z, logdet = _whitened(X, means, covariances, covariance_type)
-    with np.errstate(divide="ignore"):
-        log_w = np.log(weights)
-    return log_w[:, None, :] - 0.5 * (d * _LOG_2PI + logdet[:, None, :] + np.sum(z * z, axis=-1))
-
-
-def _draw_blocks(n_draws: int, n: int, k: int, d: int):
-    per = max(1, _BLOCK_FLOATS // max(1, n * k * d))
-    for start in range(0, n_draws, per):
-        yield slice(start, min(start + per, n_draws))
-
-
-def _simulate(rng, weights, means, covariances, covariance_type, n):
-    """``n`` new rows for each draw (independent noise everywhere): (S, n, d) and labels (S, n)."""
-    s, k, d = means.shape
-    cdf = np.cumsum(weights, axis=1)
-    u = rng.uniform(size=(s, n)) * cdf[:, -1:]
-    labels = np.minimum(np.sum(u[:, :, None] >= cdf[:, None, :], axis=2), k - 1)
-    eps = rng.standard_normal((s, n, d))
-    rows = np.arange(s)[:, None]
-    mu = means[rows, labels]  # (S, n, d)
-    if covariance_type in ("full", "tied"):
-        L = np.linalg.cholesky(covariances)
-        L_sel = L[rows, labels] if covariance_type == "full" else L[:, None]
-        x = mu + np.einsum("snij,snj->sni", np.broadcast_to(L_sel, (s, n, d, d)), eps)
-    elif covariance_type == "diag":
-        x = mu + np.sqrt(covariances[rows, labels]) * eps
-    else:
-        x = mu + np.sqrt(covariances[rows, labels])[..., None] * eps
-    return x, labels
-
-
-# ----------------------------------------------------------------------------------------
-# draws from the prior and of data, the likelihood of draws (simulation studies)
-# ----------------------------------------------------------------------------------------
-def draw_prior(prior, n_components: int, rng: np.random.Generator):
-    """One draw ``(weights, means, covariances)`` of a :class:`~bayes_gmm.NIWPrior`, in
-    scikit-learn's shapes (the model's own random functions)."""
-    k, ct, d = int(n_components), prior.covariance_type, prior.n_features
-    weights = rng.dirichlet(np.full(k, prior.alpha))
-    if ct in ("full", "tied"):
-        covariances = _invwishart_random(prior.nu0, prior.psi0, rng=rng, size=k if ct == "full" else None)
-        cov_k = covariances if ct == "full" else np.broadcast_to(covariances, (k, d, d))
-        means = _mean_random(prior.m0, prior.kappa0, cov_k, rng=rng)
-    else:
-        shape = (k, d) if ct == "diag" else (k,)
-        covariances = np.broadcast_to(np.asarray(prior.b0, dtype=float), shape) / rng.gamma(prior.a0, size=shape)
-        var = covariances if ct == "diag" else covariances[:, None]
-        means = _normal_mean_random(prior.m0, prior.kappa0, var, rng=rng, size=(k, d))
-    return weights, means, covariances
-
-
-def simulate_mixture(rng: np.random.Generator, weights, means, covariances, covariance_type: str, n: int):
-    """``n`` rows from one mixture (scikit-learn's shapes): ``X`` (n, d) and the labels (n,)."""
-    x, labels = _simulate(
-        rng, np.asarray(weights)[None], np.asarray(means)[None], np.asarray(covariances)[None], covariance_type, int(n)
-    )
-    return x[0], labels[0]
-
-
-def stacked_draws(posterior, covariance_type: str | None = None):
-    """``weights`` (S, K), ``means`` (S, K, d), ``covariances`` (S, ...) over (chain, draw)."""
-    ds = _posterior_dataset(posterior)
-    return _stacked_draws(ds, _covariance_type_of(ds, covariance_type))
-
-
-def log_likelihood_of_draws(X, weights, means, covariances, covariance_type: str) -> np.ndarray:
-    """``log p(X | theta_s) = sum_i log sum_k pi_k N(x_i | mu_k, Sigma_k)`` of each draw, (S,)."""
-    X = np.asarray(X, dtype=np.float64)
-    log_prob = _weighted_log_prob(X, np.asarray(weights), np.asarray(means), np.asarray(covariances), covariance_type)
-    return np.sum(logsumexp(log_prob, axis=2), axis=1)
-
-
-# ----------------------------------------------------------------------------------------
-# relabelling
-# ----------------------------------------------------------------------------------------
-def _kl_cost(means, covariances, ref_means, ref_covariances, covariance_type) -> np.ndarray:
-    """``KL(N_draw_j || N_ref_k)`` for every draw, shape (S, K_draw, K_ref)."""
-    s, k, d = means.shape
-    family = get_family(covariance_type)
-    cov = family.dense(covariances, k, d)
-    ref = family.dense(ref_covariances, k, d)
-    ref_prec = np.linalg.inv(ref)  # (K, d, d)
-    _, ref_logdet = np.linalg.slogdet(ref)
-    _, logdet = np.linalg.slogdet(cov)  # (S, K)
-    trace = np.einsum("kab,sjba->sjk", ref_prec, cov)
-    diff = ref_means[None, None, :, :] - means[:, :, None, :]  # (S, j, k, d)
-    quad = np.einsum("sjka,kab,sjkb->sjk", diff, ref_prec, diff)
-    return 0.5 * (trace + quad - d + ref_logdet[None, None, :] - logdet[:, :, None])
-
-
-def _second_best(cost: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> float:
-    """Cost of the second-best assignment (Murty: forbid each edge of the best one in turn)."""
-    k = cost.shape[0]
-    if k < 2:
-        return np.inf
-    best = np.inf
-    for j, c in zip(rows, cols, strict=True):
-        forbidden = cost.copy()
-        forbidden[j, c] = np.inf
-        r, cc = linear_sum_assignment(forbidden)
-        best = min(best, float(forbidden[r, cc].sum()))
-    return best
-
-
-def _reference_parameters(reference, covariance_type):
-    if isinstance(reference, MapEM):
-        _check_estimator(reference)
-        if reference.covariance_type != covariance_type:
-            raise ValueError(
-                f"the reference has covariance_type={reference.covariance_type!r}, the draws {covariance_type!r}."
-            )
-        return np.asarray(reference.means_, float), np.asarray(reference.covariances_, float)
-    if isinstance(reference, xr.DataTree):
-        reference = reference.to_dataset()
-    if isinstance(reference, xr.Dataset):
-        return np.asarray(reference["means"].values, float), np.asarray(reference["covariances"].values, float)
-    raise TypeError(
-        "reference must be a fitted MapEM or a Dataset with 'means' and 'covariances' "
-        f"(e.g. idata['map_estimate']), got {type(reference).__name__}."
-    )
-
-
-def relabel(
-    posterior,
-    reference,
-    *,
-    covariance_type: str | None = None,
-    ambiguity_tol: float = 1.0,
-) -> tuple[xr.Dataset, xr.Dataset]:
-    """Relabel every draw to the reference components by optimal assignment.
-
-    For each draw, the cost of giving the draw's component ``j`` the label of reference component
-    ``k`` is ``KL(N(mu_j, Sigma_j) || N(mu_ref_k, Sigma_ref_k))``; the labelling of least total
-    cost is found with :func:`scipy.optimize.linear_sum_assignment`.  A draw is *ambiguous* when
-    the second-best labelling costs less than ``ambiguity_tol`` more than the best one.
-
-    Parameters
-    ----------
-    posterior : xarray.Dataset or xarray.DataTree
-        Draws with ``weights`` (chain, draw, component), ``means`` and ``covariances`` (and any
-        other variables; those with a ``component`` dim are permuted too).  A DataTree's
-        ``posterior`` group is used.
-    reference : MapEM or xarray.Dataset
-        The labels to match: a fitted MapEM, or a Dataset with ``means`` and ``covariances``
-        (such as the ``map_estimate`` group of :func:`sample_posterior`).
-    covariance_type : str, optional
-        Inferred from the dims of ``covariances`` (or the ``covariance_type`` attribute) if not given.
-    ambiguity_tol : float, default=1.0
-        In nats of summed KL divergence.
-
-    Returns
-    -------
-    relabelled : xarray.Dataset
-        ``posterior`` with ``relabelled[..., k, ...] = raw[..., permutation[k], ...]``.
-    relabelling : xarray.Dataset
-        ``permutation`` (chain, draw, component): the raw component given label ``k``;
-        ``cost`` and ``cost_gap`` (second-best minus best) (chain, draw); booleans ``permuted``
-        and ``ambiguous``; attrs ``n_draws``, ``n_permuted_draws``, ``n_ambiguous_draws``,
-        ``ambiguity_tol``, ``distance``.
-
-    Examples
-    --------
-    >>> import numpy as np, xarray as xr
-    >>> means = np.array([[[[0.0], [5.0]], [[5.0], [0.0]]]])  # chain 0: draw 1 is swapped
-    >>> post = xr.Dataset({
-    ...     "weights": (("chain", "draw", "component"), np.full((1, 2, 2), 0.5)),
-    ...     "means": (("chain", "draw", "component", "feature"), means),
-    ...     "covariances": (("chain", "draw", "component"), np.ones((1, 2, 2))),
-    ... })
-    >>> ref = xr.Dataset({"means": (("component", "feature"), [[0.0], [5.0]]),
-    ...                   "covariances": (("component",), [1.0, 1.0])})
-    >>> relabelled, info = relabel(post, ref)
-    >>> info.attrs["n_permuted_draws"], relabelled["means"].values[0, 1, :, 0].tolist()
-    (1, [0.0, 5.0])
-    """
-    if isinstance(ambiguity_tol, bool) or not isinstance(ambiguity_tol, numbers.Real) or not ambiguity_tol >= 0:
-        raise ValueError(f"ambiguity_tol must be a non-negative number, got {ambiguity_tol!r}.")
-    ds = _posterior_dataset(posterior)
-    ct = _covariance_type_of(ds, covariance_type)
-    if "chain" not in ds.dims or "draw" not in ds.dims:
-        raise ValueError("the posterior needs 'chain' and 'draw' dims.")
-    n_chain, n_draw = ds.sizes["chain"], ds.sizes["draw"]
-    weights, means, covariances = _stacked_draws(ds, ct)
-    ref_means, ref_cov = _reference_parameters(reference, ct)
-    s, k, d = means.shape
-    if ref_means.shape != (k, d):
-        raise ValueError(f"the reference means have shape {ref_means.shape}, the draws ({k}, {d}).")
-
-    perms = np.empty((s, k), dtype=np.int64)
-    best = np.empty(s)
-    gap = np.empty(s)
-    identity = np.arange(k)
-    for block in _draw_blocks(s, k, k, d):
-        costs = _kl_cost(means[block], covariances[block], ref_means, ref_cov, ct)
-        for i, cost in zip(range(block.start, block.stop), costs, strict=True):
-            rows, cols = linear_sum_assignment(cost)
-            perm = np.empty(k, dtype=np.int64)
-            perm[cols] = rows
-            perms[i] = perm
-            best[i] = cost[rows, cols].sum()
-            gap[i] = _second_best(cost, rows, cols) - best[i]
-    permuted = np.any(perms != identity, axis=1)
-    ambiguous = gap < ambiguity_tol
-
-    shape = (n_chain, n_draw)
-    perm_da = perms.reshape(*shape, k)
-    relabelled = ds.copy()
-    for name, var in ds.data_vars.items():
-        if "component" not in var.dims:
-            continue
-        arr = var.transpose("chain", "draw", "component", ...)
-        extra = arr.ndim - 3
-        index = perm_da.reshape(*shape, k, *([1] * extra))
-        values = np.take_along_axis(arr.values, index, axis=2)
-        relabelled[name] = arr.copy(data=values).transpose(*var.dims)
-    relabelled.attrs = dict(ds.attrs, relabelled_to="map_estimate", covariance_type=ct)
-
-    coords = {c: ds.coords[c] for c in ("chain", "draw", "component") if c in ds.coords}
-    relabelling = xr.Dataset(
-        {
-            "permutation": (("chain", "draw", "component"), perm_da),
-            "cost": (("chain", "draw"), best.reshape(shape)),
-            "cost_gap": (("chain", "draw"), gap.reshape(shape)),
-            "permuted": (("chain", "draw"), permuted.reshape(shape)),
-            "ambiguous": (("chain", "draw"), ambiguous.reshape(shape)),
-        },
-        coords=coords,
-        attrs={
-            "n_draws": int(s),
-            "n_permuted_draws": int(permuted.sum()),
-            "n_ambiguous_draws": int(ambiguous.sum()),
-            "ambiguity_tol": float(ambiguity_tol),
-            "distance": "sum over components of KL(draw component || reference component), nats",
-            "permutation": "relabelled[..., k, ...] = raw[..., permutation[k], ...]",
-        },
-    )
-    return relabelled, relabelling
-
-
-# ----------------------------------------------------------------------------------------
 # sampling
 # ----------------------------------------------------------------------------------------
-#: Fraction of permuted or ambiguous draws above which :func:`sample_posterior` warns.
-LABEL_SWITCHING_WARN_FRACTION = 0.01
-
-
-def _warn_if_label_switching(relabelling: xr.Dataset, stacklevel: int = 3) -> None:
-    attrs = relabelling.attrs
-    n = attrs["n_draws"]
-    permuted, ambiguous = attrs["n_permuted_draws"], attrs["n_ambiguous_draws"]
-    if max(permuted, ambiguous) > LABEL_SWITCHING_WARN_FRACTION * n:
-        warnings.warn(
-            f"{permuted} of {n} draws were relabelled and {ambiguous} were ambiguous: the chains "
-            "left MAP-EM's labelling, so summaries per component may mix components. MAP-EM's "
-            "solution may be a local optimum (refit with n_init > 1) or hold a component the data "
-            "barely support (try fewer components); see idata['relabelling'].",
-            ConvergenceWarning,
-            stacklevel=stacklevel,
-        )
-
-
-#: :func:`sample_posterior` warns when the largest R-hat of a parameter exceeds this ...
-RHAT_WARN = 1.01
-#: ... or when the smallest bulk ESS is below this many per chain (Vehtari et al. 2021).
-ESS_PER_CHAIN_WARN = 100
-
-
-def _parameter_entries(ds: xr.Dataset, covariance_type: str):
-    """Every free parameter entry as columns of one (chain, draw, entry) array, and their names.
-
-    The upper triangle of full and tied covariances (a copy of the lower one) is left out.
-    """
-    n_chain, n_draw = ds.sizes["chain"], ds.sizes["draw"]
-    names, columns = [], []
-    for var, dims in (("weights", ("component",)), ("means", ("component", "feature")),
-                      ("covariances", _COV_DIMS[covariance_type])):
-        da = ds[var].transpose("chain", "draw", *dims)
-        labels = [da[dim].values if dim in da.coords else np.arange(da.sizes[dim]) for dim in dims]
-        keep = np.ones(da.shape[2:], dtype=bool)
-        if "feature_bis" in dims:
-            keep = np.tril(keep)
-        for idx in zip(*np.nonzero(keep), strict=True):
-            names.append(f"{var}[{', '.join(str(labels[a][i]) for a, i in enumerate(idx))}]")
-        columns.append(da.values.reshape(n_chain, n_draw, -1)[:, :, keep.ravel()])
-    return np.concatenate(columns, axis=2), names
-
-
-def _convergence_message(posterior, covariance_type: str | None = None, n_worst: int = 3) -> str | None:
-    """What is wrong with the chains' convergence, or None.
-
-    Rank-normalised split R-hat and bulk ESS (:func:`arviz_stats.rhat`, :func:`arviz_stats.ess`)
-    of every weight, mean and covariance entry; entries constant over all draws (a single
-    component's weight) have neither and are skipped.
-    """
-    import arviz_stats as azs
-
-    ds = _posterior_dataset(posterior)
-    ct = _covariance_type_of(ds, covariance_type)
-    if "chain" not in ds.dims or "draw" not in ds.dims:
-        raise ValueError("the posterior needs 'chain' and 'draw' dims.")
-    n_chain = ds.sizes["chain"]
-    values, names = _parameter_entries(ds, ct)
-    flat = values.reshape(-1, values.shape[2])
-    varying = np.flatnonzero(np.any(flat != flat[:1], axis=0))
-    values, names = values[:, :, varying], [names[i] for i in varying]
-    if not names:
-        return None
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        # chains too short for the statistics give NaN (and RuntimeWarnings inside ArviZ)
-        warnings.simplefilter("ignore", RuntimeWarning)
-        rhat = np.asarray(azs.rhat(values, chain_axis=0, draw_axis=1), dtype=float)
-        ess = np.asarray(azs.ess(values, method="bulk", chain_axis=0, draw_axis=1), dtype=float)
-    ess_min = ESS_PER_CHAIN_WARN * n_chain
-    problems = []
-    undefined = np.flatnonzero(~np.isfinite(rhat) | ~np.isfinite(ess))
-    if undefined.size:
-        problems.append(
-            f"R-hat and bulk ESS cannot be computed for {undefined.size} of {len(names)} entries "
-            f"(e.g. {names[undefined[0]]}) from {ds.sizes['draw']} draws per chain"
-        )
-    high = np.flatnonzero(np.nan_to_num(rhat, nan=-np.inf) > RHAT_WARN)
-    if high.size:
-        worst = high[np.argsort(-rhat[high], kind="stable")][:n_worst]
-        problems.append(
-            f"R-hat up to {rhat[worst[0]]:.3f} (above {RHAT_WARN}) in {high.size} of {len(names)} "
-            f"entries, worst {', '.join(f'{names[i]} {rhat[i]:.3f}' for i in worst)}"
-        )
-    low = np.flatnonzero(np.nan_to_num(ess, nan=np.inf) < ess_min)
-    if low.size:
-        worst = low[np.argsort(ess[low], kind="stable")][:n_worst]
-        problems.append(
-            f"bulk ESS down to {np.floor(ess[worst[0]]):.0f} (below {ess_min}: {ESS_PER_CHAIN_WARN} per chain "
-            f"for {n_chain} chain{'s' if n_chain > 1 else ''}) in {low.size} of {len(names)} entries, "
-            f"worst {', '.join(f'{names[i]} {np.floor(ess[i]):.0f}' for i in worst)}"
-        )
-    if not problems:
-        return None
-    return (
-        "convergence checks failed: " + "; ".join(problems) + ".  Summaries of these draws "
-        "are unreliable: sample longer (more tune and draws) or look at the trace plots "
-        "(bayes_gmm.plotting.figures.plot_chains)."
-    )
-
-
-def _warn_if_not_converged(posterior, covariance_type: str | None = None, stacklevel: int = 3) -> None:
-    message = _convergence_message(posterior, covariance_type)
-    if message is not None:
-        warnings.warn(message, ConvergenceWarning, stacklevel=stacklevel)
-
-
-def _log_posterior_at_map(est: MapEM, X: np.ndarray) -> float:
-    with np.errstate(divide="ignore"):  # log 0 of an empty component's weight (alpha = 1)
-        return float(log_posterior(X, est.weights_, est.means_, est.covariances_, est.prior_))
-
-
-def _map_estimate(est: MapEM, X: np.ndarray, coords: dict) -> xr.Dataset:
-    ct = est.covariance_type
-    return xr.Dataset(
-        {
-            "weights": (("component",), np.asarray(est.weights_, float)),
-            "means": (("component", "feature"), np.asarray(est.means_, float)),
-            "covariances": (_COV_DIMS[ct], np.asarray(est.covariances_, float)),
-        },
-        coords={name: coords[name] for name in ("component", "feature", "feature_bis")},
-        attrs={
-            "covariance_type": ct,
-            "log_posterior": _log_posterior_at_map(est, X),
-            "prior": json.dumps(est.prior_.to_dict()),
-        },
-    )
-
 
 def sample_posterior(
     est: MapEM,
@@ -1312,7 +820,7 @@ def sample_posterior(
     >>> idata["relabelling"].attrs["n_permuted_draws"]  # doctest: +SKIP
     0
     """
-    est = _check_estimator(est)
+    est = check_estimator(est)
     X = _check_X(est, X)
     draws, tune, chains, cores = _check_sampling_args(draws, tune, chains, cores)
     if sampler not in _SAMPLERS:
@@ -1369,7 +877,7 @@ def _check_sampling_args(draws, tune, chains, cores) -> tuple[int, int, int, int
         check_positive(name, value, integer=True)
     check_positive("tune", tune, integer=True, allow_zero=True)
     if cores is None:
-        cores = min(chains, _available_cores())
+        cores = min(chains, available_cores())
     else:
         check_positive("cores", cores, integer=True)
     return int(draws), int(tune), int(chains), int(cores)
@@ -1394,208 +902,23 @@ def _model_coords(est: MapEM, n: int) -> dict[str, list]:
     }
 
 
-def _quadratic_features(X: np.ndarray, covariance_type: str) -> np.ndarray:
-    """Features of centred rows whose products with per-component coefficients give
-    ``(x - mu)^T Sigma^-1 (x - mu)`` (see :func:`_quadratic_coefficients`), shape (n, F)."""
-    d = X.shape[1]
-    if covariance_type in ("full", "tied"):
-        rows, cols = np.triu_indices(d)
-        return np.concatenate([X[:, rows] * X[:, cols], X], axis=1)
-    if covariance_type == "diag":
-        return np.concatenate([X * X, X], axis=1)
-    return np.concatenate([np.sum(X * X, axis=1, keepdims=True), X], axis=1)
-
-
-def _quadratic_coefficients(means, covariances, covariance_type):
-    """Coefficients (S, F, K) and the constant ``mu^T Sigma^-1 mu + log det Sigma`` (S, K)."""
-    s, k, d = means.shape
-    if covariance_type in ("full", "tied"):
-        cov = covariances if covariance_type == "full" else np.broadcast_to(covariances[:, None], (s, k, d, d))
-        L = np.linalg.cholesky(cov)
-        logdet = 2.0 * np.sum(np.log(np.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
-        prec = np.linalg.inv(cov)
-        rows, cols = np.triu_indices(d)
-        second = prec[..., rows, cols] * np.where(rows == cols, 1.0, 2.0)  # (S, K, d(d+1)/2)
-        prec_mu = np.einsum("skab,skb->ska", prec, means)
-    elif covariance_type == "diag":
-        second = 1.0 / covariances
-        prec_mu = means * second
-        logdet = np.sum(np.log(covariances), axis=-1)
-    else:
-        second = (1.0 / covariances)[..., None]
-        prec_mu = means * second
-        logdet = d * np.log(covariances)
-    coef = np.concatenate([second, -2.0 * prec_mu], axis=2)  # (S, K, F)
-    const = np.sum(means * prec_mu, axis=-1) + logdet
-    return np.swapaxes(coef, 1, 2), const
-
-
-def _log_likelihood_dataset(raw: xr.Dataset, X: np.ndarray, covariance_type: str, coords) -> xr.Dataset:
-    """The pointwise log-likelihood ``x`` (chain, draw, obs) of every draw, in NumPy.
-
-    The quadratic forms are one matrix product of data features (``x x^T``, ``x``, rows
-    centred) with per-component coefficients, as in the model's own log density.
-    """
-    n_chain, n_draw = raw.sizes["chain"], raw.sizes["draw"]
-    weights, means, covariances = _stacked_draws(raw, covariance_type)
-    s, k, d = means.shape
-    centre = X.mean(axis=0)
-    features = _quadratic_features(X - centre, covariance_type)
-    out = np.empty((s, X.shape[0]))
-    with np.errstate(divide="ignore"):
-        log_w = np.log(weights)
-
-    def fill(block):
-        coef, const = _quadratic_coefficients(means[block] - centre, covariances[block], covariance_type)
-        comp = np.matmul(features, coef)  # (S, n, K)
-        comp *= -0.5
-        comp += (log_w[block] - 0.5 * (d * _LOG_2PI + const))[:, None, :]
-        top = comp.max(axis=2, keepdims=True)
-        comp -= top
-        np.exp(comp, out=comp)
-        out[block] = np.log(comp.sum(axis=2)) + top[..., 0]
-
-    # NumPy releases the GIL in these loops: the blocks run on every CPU
-    blocks = list(_draw_blocks(s, X.shape[0], k, _available_cores()))
-    with ThreadPoolExecutor(max_workers=_available_cores()) as pool:
-        list(pool.map(fill, blocks))
-    return xr.Dataset(
-        {"x": (("chain", "draw", "obs"), out.reshape(n_chain, n_draw, -1))},
-        coords={"chain": raw["chain"].values, "draw": raw["draw"].values, "obs": coords["obs"]},
-    )
-
 
 def _finish(idata: xr.DataTree, raw: xr.Dataset, est: MapEM, X: np.ndarray, coords, ambiguity_tol) -> xr.DataTree:
     """Symmetrised, relabelled draws and MAP-EM's solution in ``idata``; the warnings."""
     raw.attrs = dict(raw.attrs, covariance_type=est.covariance_type)
-    if est.covariance_type in ("full", "tied"):
-        # the sampler inverts B B^T with an LU solve: symmetric to rounding, made exactly so
-        cov = raw["covariances"].transpose(..., "feature", "feature_bis")
-        raw["covariances"] = cov.copy(data=0.5 * (cov.values + np.swapaxes(cov.values, -1, -2)))
-    map_ds = _map_estimate(est, X, coords)
+    # the sampler inverts B B^T with an LU solve: symmetric to rounding, made exactly so
+    family = get_family(est.covariance_type)
+    cov = raw["covariances"].transpose(..., *family.covariance_dims)
+    raw["covariances"] = cov.copy(data=family.symmetrized(cov.values))
+    map_ds = map_estimate_dataset(est, X, coords)
     relabelled, relabelling = relabel(raw, map_ds, covariance_type=est.covariance_type, ambiguity_tol=ambiguity_tol)
-    _warn_if_label_switching(relabelling, stacklevel=4)
-    _warn_if_not_converged(relabelled, est.covariance_type, stacklevel=4)
+    warn_if_label_switching(relabelling, stacklevel=4)
+    warn_if_not_converged(relabelled, est.covariance_type, stacklevel=4)
     idata["posterior"] = xr.DataTree(relabelled)
     idata["posterior_raw"] = xr.DataTree(raw)
     idata["relabelling"] = xr.DataTree(relabelling)
     idata["map_estimate"] = xr.DataTree(map_ds)
     return idata
-
-
-# ----------------------------------------------------------------------------------------
-# after sampling
-# ----------------------------------------------------------------------------------------
-def _check_new_data(X, d: int, name: str = "X") -> np.ndarray:
-    X = np.asarray(check_data(X, name=name), dtype=np.float64)
-    if X.shape[1] != d:
-        raise ValueError(f"{name} has {X.shape[1]} columns but the posterior has d={d} features.")
-    return X
-
-
-def posterior_membership(idata, X, *, covariance_type: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior mean and standard deviation of each row's responsibilities.
-
-    Parameters
-    ----------
-    idata : xarray.DataTree or xarray.Dataset
-        The result of :func:`sample_posterior` (its relabelled ``posterior``), or a posterior.
-    X : array-like of shape (n_samples, n_features)
-
-    Returns
-    -------
-    mean, sd : ndarray of shape (n_samples, n_components)
-        Over all draws, the mean and standard deviation of
-        ``r_ik = pi_k N(x_i | mu_k, Sigma_k) / sum_j pi_j N(x_i | mu_j, Sigma_j)``; each row of
-        ``mean`` sums to one.  Components follow the posterior's labels (MAP-EM's after relabelling).
-    """
-    ds = _posterior_dataset(idata)
-    ct = _covariance_type_of(ds, covariance_type)
-    weights, means, covariances = _stacked_draws(ds, ct)
-    s, k, d = means.shape
-    X = _check_new_data(X, d)
-    n = X.shape[0]
-    total = np.zeros((n, k))
-    total_sq = np.zeros((n, k))
-    for block in _draw_blocks(s, n, k, d):
-        log_prob = _weighted_log_prob(X, weights[block], means[block], covariances[block], ct)
-        resp = np.exp(log_prob - logsumexp(log_prob, axis=2, keepdims=True))
-        total += resp.sum(axis=0)
-        total_sq += np.sum(resp * resp, axis=0)
-    mean = total / s
-    sd = np.sqrt(np.maximum(total_sq / s - mean * mean, 0.0))
-    return mean, sd
-
-
-def posterior_predictive_density(idata, X_new, covariance_type: str | None = None) -> np.ndarray:
-    """Log posterior predictive density: ``log (1/S) sum_s p(x | theta_s)`` at each row.
-
-    Parameters
-    ----------
-    idata : xarray.DataTree or xarray.Dataset
-        The result of :func:`sample_posterior` or a posterior with ``weights``, ``means``,
-        ``covariances``.
-    X_new : array-like of shape (n_new, n_features)
-    covariance_type : str, optional
-        Inferred from the posterior if not given.
-
-    Returns
-    -------
-    ndarray of shape (n_new,)
-    """
-    ds = _posterior_dataset(idata)
-    ct = _covariance_type_of(ds, covariance_type)
-    weights, means, covariances = _stacked_draws(ds, ct)
-    s, k, d = means.shape
-    X_new = _check_new_data(X_new, d, "X_new")
-    acc = np.full(X_new.shape[0], -np.inf)
-    for block in _draw_blocks(s, X_new.shape[0], k, d):
-        log_prob = _weighted_log_prob(X_new, weights[block], means[block], covariances[block], ct)
-        acc = np.logaddexp(acc, logsumexp(logsumexp(log_prob, axis=2), axis=0))
-    return acc - np.log(s)
-
-
-def sample_posterior_predictive(
-    idata, n: int, random_seed=None, *, covariance_type: str | None = None
-) -> xr.Dataset:
-    """Simulated data sets: ``n`` new rows from the mixture of *each* posterior draw.
-
-    Every draw gets its own component labels and its own Gaussian noise, so data sets are
-    independent given the draws and no value repeats.
-
-    Parameters
-    ----------
-    idata : xarray.DataTree or xarray.Dataset
-        The result of :func:`sample_posterior` or a posterior.
-    n : int
-        Rows per simulated data set.
-    random_seed : int or numpy.random.Generator, optional
-    covariance_type : str, optional
-        Inferred from the posterior if not given.
-
-    Returns
-    -------
-    xarray.Dataset
-        ``x`` (chain, draw, pp_obs, feature), float, and ``labels`` (chain, draw, pp_obs),
-        the label each row was drawn from; ``chain * draw * n * n_features`` floats.
-    """
-    check_positive("n", n, integer=True)
-    ds = _posterior_dataset(idata)
-    ct = _covariance_type_of(ds, covariance_type)
-    weights, means, covariances = _stacked_draws(ds, ct)
-    rng = np.random.default_rng(random_seed)
-    x, labels = _simulate(rng, weights, means, covariances, ct, int(n))
-    shape = (ds.sizes["chain"], ds.sizes["draw"])
-    coords = {c: ds.coords[c] for c in ("chain", "draw", "feature") if c in ds.coords}
-    coords["pp_obs"] = np.arange(n)
-    return xr.Dataset(
-        {
-            "x": (("chain", "draw", "pp_obs", "feature"), x.reshape(*shape, n, -1)),
-            "labels": (("chain", "draw", "pp_obs"), labels.reshape(*shape, n)),
-        },
-        coords=coords,
-        attrs={"covariance_type": ct},
-    )
 
 
 # ----------------------------------------------------------------------------------------
@@ -1618,7 +941,7 @@ def get_posterior_sampler(est: MapEM) -> PosteriorSampler:
     ``(covariance_type, n_components, n_features)`` gets the same object, so the model is
     compiled once per process.
     """
-    est = _check_estimator(est)
+    est = check_estimator(est)
     key = _key_of(est)
     with _CACHE_LOCK:
         if key not in _CACHE:
@@ -1665,8 +988,7 @@ class PosteriorSampler:
     """
 
     def __init__(self, covariance_type: str, n_components: int, n_features: int):
-        if covariance_type not in _COV_DIMS:
-            raise ValueError(f"covariance_type must be one of {tuple(_COV_DIMS)}, got {covariance_type!r}.")
+        get_family(covariance_type)  # a ValueError naming the registered types
         check_positive("n_components", n_components, integer=True)
         check_positive("n_features", n_features, integer=True)
         self.covariance_type = covariance_type
@@ -1797,7 +1119,7 @@ class PosteriorSampler:
         import nutpie
 
         self._check_shape(est)
-        cores = min(chains, _available_cores()) if cores is None else cores
+        cores = min(chains, available_cores()) if cores is None else cores
         with self._lock:
             values = model_input_values(est, X)
             self.compile(progressbar=progressbar)
@@ -1842,7 +1164,7 @@ class PosteriorSampler:
         (relabelling, convergence checks) and the gradient evaluations of tuning and of the
         draws (``tuning_gradient_evaluations``, ``draw_gradient_evaluations``).
         """
-        est = _check_estimator(est)
+        est = check_estimator(est)
         X = _check_X(est, X)
         draws, tune, chains, cores = _check_sampling_args(draws, tune, chains, cores)
         compiled_now = self.compiled is None
@@ -1864,7 +1186,7 @@ class PosteriorSampler:
         raw = raw.assign_coords({name: coords[name] for name in ("component", "feature", "feature_bis")})
         t0 = time.perf_counter()
         if log_likelihood:
-            out["log_likelihood"] = xr.DataTree(_log_likelihood_dataset(raw, X, est.covariance_type, coords))
+            out["log_likelihood"] = xr.DataTree(log_likelihood_dataset(raw, X, est.covariance_type, coords))
         timings["log_likelihood_seconds"] = time.perf_counter() - t0
         out["observed_data"] = xr.DataTree(
             xr.Dataset({"x": (("obs", "feature"), X)}, coords={"obs": coords["obs"], "feature": coords["feature"]})

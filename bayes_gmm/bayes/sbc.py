@@ -25,15 +25,10 @@ import warnings
 import numpy as np
 from scipy import stats
 
-from bayes_gmm.bayes.posterior import (
-    draw_prior,
-    get_posterior_sampler,
-    log_likelihood_of_draws,
-    simulate_mixture,
-    stacked_draws,
-)
+from bayes_gmm.bayes.draws import draw_prior, log_likelihood_of_draws, simulate_mixture, stacked_draws
+from bayes_gmm.bayes.posterior import get_posterior_sampler
 from bayes_gmm.em.map_em import MapEM
-from bayes_gmm.model.covariance import get_family
+from bayes_gmm.model.families import get_family
 from bayes_gmm.model.prior import NIWPrior
 
 __all__ = ["SBCResult", "rank_histograms", "rank_tests", "simulation_based_calibration", "label_invariant_quantities"]

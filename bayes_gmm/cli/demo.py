@@ -149,7 +149,8 @@ def run_demo(
          "with 1 - max responsibility) and density contours.")
 
     # ------------------------------------------------------------------ 3. posterior
-    from bayes_gmm.bayes.posterior import posterior_membership, sample_posterior
+    from bayes_gmm.bayes.draws import posterior_membership
+    from bayes_gmm.bayes.posterior import sample_posterior
     from bayes_gmm.diagnostics.comparison import compare, loo_summary, predictive_comparison
 
     echo(f"3. Full posterior of the same model (PyMC + nutpie): {chains} chains x ({tune} tune + {draws} draws), "

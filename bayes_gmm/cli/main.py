@@ -10,7 +10,6 @@ reports a bad input on one line of stderr with a non-zero exit status, never a t
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 import sys
 import warnings
@@ -18,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CLIError", "main", "build_parser", "read_data", "parse_k_range"]
+from bayes_gmm.io import read_data
+from bayes_gmm.io.csv_data import check_delimiter, short_list
+from bayes_gmm.model.families import COVARIANCE_FAMILIES
 
-#: Cells read as missing values (compared case-insensitively, after stripping blanks).
-MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
-_COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-#: Delimiters detected when none is given, in csv.Sniffer's order of preference.
-_DELIMITERS = (",", "\t", ";", "|")
-_SNIFF_LINES = 50
+__all__ = ["CLIError", "main", "build_parser", "parse_k_range"]
+
+#: The covariance types, in the registry's order.
+_COVARIANCE_TYPES = tuple(COVARIANCE_FAMILIES)
 
 #: The files each command writes into --out (an earlier run's are not overwritten silently).
 _FIT_FILES = ("model.json", "parameters.csv", "covariances.csv", "labels.csv", "clusters.png", "log_posterior.png")
@@ -46,249 +45,6 @@ class CLIError(Exception):
     def __init__(self, message: str, status: int = 1):
         super().__init__(message)
         self.status = status
-
-
-# ----------------------------------------------------------------------------------------
-# reading a CSV of numbers
-# ----------------------------------------------------------------------------------------
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
-
-
-def _line_numbers(path: Path, delimiter: str) -> list[int]:
-    """File line of every non-blank CSV record (only computed to word an error)."""
-    with path.open(newline="", encoding="utf-8", errors="replace") as fh:
-        reader = csv.reader(fh, delimiter=delimiter)
-        lines = []
-        start = 1
-        for record in reader:
-            if len(record) > 1 or (record and record[0].strip()):
-                lines.append(start)
-            start = reader.line_num + 1
-    return lines
-
-
-def _list(items, limit: int = 10) -> str:
-    items = [str(i) for i in items]
-    shown = ", ".join(items[:limit])
-    return shown + (f" (and {len(items) - limit} more)" if len(items) > limit else "")
-
-
-def _shown(delimiter: str) -> str:
-    """A delimiter as it is typed after ``--delimiter``."""
-    return "'\\t'" if delimiter == "\t" else repr(delimiter)
-
-
-def _check_delimiter(delimiter: str) -> str:
-    """``delimiter`` if it can separate columns of numbers, else ValueError saying why."""
-    if delimiter == "":
-        raise ValueError("the delimiter is empty; give one character, e.g. --delimiter ';' (or '\\t' for tabs)")
-    if len(delimiter) != 1:
-        raise ValueError(f"{delimiter!r} is not one character; give one, e.g. --delimiter ';' (or '\\t' for tabs)")
-    if delimiter in "0123456789.+-\"\r\n":
-        raise ValueError(f"{delimiter!r} cannot separate columns of numbers; give one character such as ',' or ';'")
-    return delimiter
-
-
-def _sniff_delimiter(path: Path) -> str:
-    """The delimiter of a CSV file, guessed from its first lines among , TAB ; and |.
-
-    The one that splits every sampled line into the same number (> 1) of fields wins. When
-    none does (a ragged line, which the parser then reports), csv.Sniffer's tolerant guess is
-    used, or the only candidate that occurs at all; a file where none occurs has one column
-    (csv.Sniffer fails on those). Several equally good candidates raise CLIError asking for
-    ``--delimiter``.
-    """
-    with path.open(newline="", encoding="utf-8", errors="replace") as fh:
-        lines = []
-        for line in fh:
-            if line.strip():
-                lines.append(line)
-                if len(lines) == _SNIFF_LINES:
-                    break
-    sample = "".join(lines)
-    present = [d for d in _DELIMITERS if d in sample]
-    if not present:
-        return ","  # one column (or an empty file, which the parser reports)
-
-    def splits_evenly(delimiter: str) -> bool:
-        try:
-            widths = {len(record) for record in csv.reader(lines, delimiter=delimiter)}
-        except csv.Error:  # e.g. a field over csv's size limit: leave it to the parser
-            return False
-        return len(widths) == 1 and widths.pop() > 1
-
-    even = [d for d in present if splits_evenly(d)]
-    if len(even) == 1:
-        return even[0]
-    if not even:
-        try:
-            return csv.Sniffer().sniff(sample, delimiters="".join(present)).delimiter
-        except csv.Error:
-            if len(present) == 1:
-                return present[0]
-        even = present
-    even.sort(key=lambda d: d == ",")  # suggest the unusual one first
-    options = " or ".join(f"--delimiter {_shown(d)}" for d in even)
-    raise CLIError(
-        f"{path}: cannot tell which of {', '.join(_shown(d) for d in even)} separates the columns; pass {options}."
-    )
-
-
-def _select_columns(names: list[str], spec: str | None, has_header: bool, path: Path) -> list[int]:
-    n = len(names)
-    if spec is None:
-        return list(range(n))
-    chosen: list[int] = []
-    for token in (t.strip() for t in spec.split(",")):
-        if not token:
-            raise CLIError(f"--columns {spec!r} has an empty entry.")
-        if has_header and token in names:
-            if names.count(token) > 1:
-                raise CLIError(f"{path}: the header has several columns named {token!r}; choose them by position.")
-            idx = [names.index(token)]
-        elif re.fullmatch(r"\d+(-\d+)?", token):
-            lo, _, hi = token.partition("-")
-            lo, hi = int(lo), int(hi or lo)
-            if lo < 1 or hi > n or lo > hi:
-                raise CLIError(
-                    f"--columns: position {token} is outside 1-{n} ({path} has {n} columns; "
-                    "positions count from 1)."
-                )
-            idx = list(range(lo - 1, hi))
-        else:
-            where = f"columns: {_list(names)}" if has_header else "it has no header row, so give positions from 1"
-            raise CLIError(f"--columns: no column {token!r} in {path} ({where}).")
-        for i in idx:
-            if i in chosen:
-                raise CLIError(f"--columns names column {names[i]!r} twice.")
-            chosen.append(i)
-    return chosen
-
-
-def read_data(
-    path: str | Path,
-    columns: str | None = None,
-    header: bool | None = None,
-    delimiter: str | None = None,
-) -> tuple[np.ndarray, list[str], bool]:
-    """Read a CSV of numbers for the command line.
-
-    Parameters
-    ----------
-    path : str or Path
-    columns : str, optional
-        Comma-separated column names (with a header) or 1-based positions and ranges
-        (``"1,3-5"``); default: every column.
-    header : bool or None
-        Whether the first row is a header; None guesses: it is one when any of its cells is
-        neither a number nor a missing-value marker.
-    delimiter : str or None
-        One character; None detects it among ``,``, tab, ``;`` and ``|`` from the first lines
-        (a file where none occurs has one column).
-
-    Returns
-    -------
-    X : ndarray of shape (n_rows, n_columns)
-    names : list of str
-        The chosen columns' names (``x1, x2, ...`` by position without a header).
-    has_header : bool
-
-    Raises
-    ------
-    CLIError
-        For a missing or empty file, a bad or undetectable delimiter, a malformed CSV, a
-        non-numeric cell, a missing value (naming its lines and columns) or an infinite value.
-    """
-    import pandas as pd
-
-    path = Path(path)
-    if not path.exists():
-        raise CLIError(f"no such file: {path}")
-    if path.is_dir():
-        raise CLIError(f"{path} is a folder, not a CSV file.")
-    if delimiter is None:
-        delimiter = _sniff_delimiter(path)
-    else:
-        try:
-            _check_delimiter(delimiter)
-        except ValueError as exc:
-            raise CLIError(f"--delimiter: {exc}") from None
-    try:
-        raw = pd.read_csv(
-            path,
-            header=None,
-            dtype=str,
-            keep_default_na=False,
-            sep=delimiter,
-            skipinitialspace=True,
-            skip_blank_lines=True,
-            encoding="utf-8",
-        )
-    except pd.errors.EmptyDataError:
-        raise CLIError(f"{path} is empty: it has no rows to read.") from None
-    except pd.errors.ParserError as exc:
-        detail = str(exc).strip().splitlines()[-1]
-        detail = re.sub(r"^Error tokenizing data\. C error: ", "", detail)
-        raise CLIError(f"{path} is not a well-formed CSV: {detail}") from None
-    except UnicodeDecodeError:
-        raise CLIError(f"{path} is not UTF-8 text; is it a CSV file?") from None
-    if raw.shape[0] == 0 or raw.shape[1] == 0:
-        raise CLIError(f"{path} is empty: it has no rows to read.")
-
-    first = [("" if isinstance(c, float) else str(c)).strip() for c in raw.iloc[0]]
-    if header is None:
-        header = any(c.lower() not in MISSING_MARKERS and not _is_number(c) for c in first)
-    if header:
-        names = [c if c else f"x{i + 1}" for i, c in enumerate(first)]
-        body = raw.iloc[1:]
-    else:
-        names = [f"x{i + 1}" for i in range(raw.shape[1])]
-        body = raw
-    chosen = _select_columns(names, columns, header, path)
-    if body.shape[0] == 0:
-        raise CLIError(f"{path} has a header row but no data rows.")
-    body = body.iloc[:, chosen]
-    names = [names[i] for i in chosen]
-
-    cells = body.apply(lambda s: s.str.strip()).fillna("")
-    missing = cells.apply(lambda s: s.str.lower().isin(MISSING_MARKERS)).to_numpy()
-    values = cells.apply(lambda s: pd.to_numeric(s, errors="coerce")).to_numpy(dtype=float)
-    offset = 1 if header else 0
-
-    def lines_of(rows: np.ndarray) -> list[int]:
-        line_of = _line_numbers(path, delimiter)
-        return [line_of[r + offset] if r + offset < len(line_of) else r + offset + 1 for r in rows]
-
-    non_numeric = np.isnan(values) & ~missing
-    if non_numeric.any():
-        rows, cols = np.nonzero(non_numeric)
-        line = lines_of(rows[:1])[0]
-        more = f" ({rows.size} non-numeric cells in all)" if rows.size > 1 else ""
-        hint = "" if header or columns else "; if the first row is a header, pass --header"
-        raise CLIError(
-            f"{path}: non-numeric value {cells.iat[rows[0], cols[0]]!r} at line {line}, column "
-            f"{names[cols[0]]!r}{more}; keep only numeric columns with --columns{hint}."
-        )
-    if missing.any():
-        bad_rows = np.flatnonzero(missing.any(axis=1))
-        bad_cols = [names[j] for j in np.flatnonzero(missing.any(axis=0))]
-        raise CLIError(
-            f"{path}: {int(missing.sum())} missing value(s) at line(s) {_list(lines_of(bad_rows))} "
-            f"in column(s) {_list(bad_cols)}; remove or impute those rows first."
-        )
-    infinite = ~np.isfinite(values)
-    if infinite.any():
-        rows, cols = np.nonzero(infinite)
-        line = lines_of(rows[:1])[0]
-        raise CLIError(
-            f"{path}: infinite value at line {line}, column {names[cols[0]]!r}; remove or clip it."
-        )
-    return values, names, bool(header)
 
 
 def parse_k_range(text: str) -> list[int]:
@@ -357,7 +113,7 @@ def _out_dir(path: str, writes: tuple[str, ...], overwrite: bool) -> Path:
     earlier = [name for name in writes if (out / name).exists() or (out / name).is_symlink()]
     if earlier and not overwrite:
         raise CLIError(
-            f"--out {out} already holds {_list(earlier)} from an earlier run; pass --overwrite to "
+            f"--out {out} already holds {short_list(earlier)} from an earlier run; pass --overwrite to "
             "replace them, or choose another --out.",
             status=2,
         )
@@ -464,7 +220,7 @@ def _fit(args) -> int:
     from bayes_gmm.em.base import bic_value
     from bayes_gmm.em.map_em import MapEM
     from bayes_gmm.io.model_file import save
-    from bayes_gmm.model.covariance import get_family
+    from bayes_gmm.model.families import get_family
 
     X, names, has_header = read_data(args.data, args.columns, args.header, args.delimiter)
     out = _out_dir(args.out, _FIT_FILES, args.overwrite)
@@ -565,7 +321,7 @@ def _predict(args) -> int:
             absent = [n for n in model_names if n not in names]
             if absent:
                 raise CLIError(
-                    f"{args.data} has no column(s) {_list(absent)} that the model was fitted on; "
+                    f"{args.data} has no column(s) {short_list(absent)} that the model was fitted on; "
                     "choose the columns with --columns."
                 )
             columns = ",".join(model_names)
@@ -729,7 +485,7 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
 def _delimiter(text: str) -> str:
     text = "\t" if text in ("\\t", "tab") else text
     try:
-        return _check_delimiter(text)
+        return check_delimiter(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -836,7 +592,7 @@ def build_parser() -> argparse.ArgumentParser:
     sel.add_argument("--k", type=parse_k_range, default=parse_k_range("1-9"),
                      help="numbers of components to try: a range (1-9), a list (2,3,5) or both (default: 1-9)")
     sel.add_argument("--covariance-types", type=_covariance_types, default=list(_COVARIANCE_TYPES), metavar="TYPES",
-                     help="comma-separated covariance types among full, tied, diag, spherical, or 'all' (default: all)")
+                     help=f"comma-separated covariance types among {', '.join(_COVARIANCE_TYPES)}, or 'all' (default: all)")
     sel.add_argument("--criterion", choices=("bic", "icl", "aic"), default="bic",
                      help="criterion that picks the best model, lower is better (default: bic)")
     sel.add_argument("--out", default="select_output", help="output folder, created if missing (default: select_output)")

@@ -18,6 +18,7 @@ fitted :class:`~bayes_gmm.MapEM`; the statistics themselves come from ``arviz_st
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass, field
 
@@ -26,13 +27,21 @@ import pandas as pd
 import xarray as xr
 from scipy.special import logsumexp
 
+from bayes_gmm.bayes.draws import (
+    PARAMETERS,
+    SAMPLE_DIMS,
+    covariance_type_of,
+    posterior_dataset,
+    stacked_draws,
+)
+from bayes_gmm.model.families import COVARIANCE_FAMILIES, get_family
+
 __all__ = [
     "Comparison",
     "LooSummary",
     "PredictiveComparison",
     "Verdict",
     "compare",
-    "covariance_type_of",
     "dense_covariances",
     "loo_summary",
     "map_dataset",
@@ -42,15 +51,9 @@ __all__ = [
     "to_datatree",
 ]
 
-PARAMETERS = ("weights", "means", "covariances")
-SAMPLE_DIMS = ("chain", "draw")
-#: Dimensions of ``covariances`` for each covariance type (the contract of ``bayes_gmm.bayes.posterior``).
-COVARIANCE_DIMS = {
-    "full": ("component", "feature", "feature_bis"),
-    "tied": ("feature", "feature_bis"),
-    "diag": ("component", "feature"),
-    "spherical": ("component",),
-}
+#: Dimensions of ``covariances`` for each covariance type (the contract of ``bayes_gmm.bayes.posterior``),
+#: read from the covariance families' registry: ``get_family(covariance_type).covariance_dims``.
+COVARIANCE_DIMS = {name: family.covariance_dims for name, family in COVARIANCE_FAMILIES.items()}
 PARAMETER_DIMS = {"weights": ("component",), "means": ("component", "feature")}
 _LOG_2PI = np.log(2.0 * np.pi)
 
@@ -68,24 +71,30 @@ def _default_coords(k: int, d: int) -> dict[str, np.ndarray]:
     return {"component": np.arange(k), "feature": np.arange(d), "feature_bis": np.arange(d)}
 
 
+def _map_variables(est) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+    """``name -> (dims, values)`` of the MAP estimate, with the posterior's names and dimensions."""
+    _check_fitted(est)
+    return {
+        "weights": (PARAMETER_DIMS["weights"], np.asarray(est.weights_, dtype=float)),
+        "means": (PARAMETER_DIMS["means"], np.asarray(est.means_, dtype=float)),
+        "covariances": (get_family(est.covariance_type).covariance_dims,
+                        np.asarray(est.covariances_, dtype=float)),
+    }
+
+
 def map_dataset(est, *, coords: dict | None = None, sample_dims: bool = True) -> xr.Dataset:
     """The MAP estimate of a fitted estimator as an :class:`xarray.Dataset`.
 
     Variables ``weights``, ``means`` and ``covariances`` with the posterior's dimensions
-    (:data:`COVARIANCE_DIMS`); with ``sample_dims=True`` a leading ``chain = draw = 1`` is added.
+    (``covariances``: the family's ``covariance_dims``, see :data:`COVARIANCE_DIMS`); with
+    ``sample_dims=True`` a leading ``chain = draw = 1`` is added.
     ``coords`` overrides the default integer coordinates (e.g. the posterior's own).
     """
-    _check_fitted(est)
-    k, d = np.asarray(est.means_).shape
-    cov_dims = COVARIANCE_DIMS[est.covariance_type]
+    values = _map_variables(est)
+    k, d = values["means"][1].shape
     all_coords = _default_coords(k, d)
     if coords is not None:
         all_coords.update({name: np.asarray(v) for name, v in coords.items() if name in all_coords})
-    values = {
-        "weights": (PARAMETER_DIMS["weights"], np.asarray(est.weights_, dtype=float)),
-        "means": (PARAMETER_DIMS["means"], np.asarray(est.means_, dtype=float)),
-        "covariances": (cov_dims, np.asarray(est.covariances_, dtype=float)),
-    }
     used = {dim for dims, _ in values.values() for dim in dims}
     ds = xr.Dataset(values, coords={name: all_coords[name] for name in used})
     if sample_dims:
@@ -93,21 +102,19 @@ def map_dataset(est, *, coords: dict | None = None, sample_dims: bool = True) ->
     return ds
 
 
-def _prior_dataset(prior) -> xr.Dataset:
-    d = prior.n_features
-    data = {"alpha": ((), prior.alpha), "kappa0": ((), prior.kappa0), "m0": (("feature",), prior.m0)}
-    if prior.psi0 is not None:  # an inverse-Wishart covariance part
-        data.update(nu0=((), prior.nu0), psi0=(("feature", "feature_bis"), np.asarray(prior.psi0)))
-    else:
+def _prior_group(prior) -> tuple[dict, dict[str, list[str]], dict]:
+    """The resolved prior for ``arviz_base.from_dict``: its variables, their dims and its attributes."""
+    data = {"alpha": prior.alpha, "kappa0": prior.kappa0, "m0": np.asarray(prior.m0)}
+    dims = {"m0": ["feature"]}
+    if get_family(prior.covariance_type).wishart_prior:  # inverse-Wishart covariance part
+        data.update(nu0=prior.nu0, psi0=np.asarray(prior.psi0))
+        dims["psi0"] = ["feature", "feature_bis"]
+    else:  # inverse-gamma variances: the rate b0 per feature (diag) or one (spherical)
         b0 = np.asarray(prior.b0, dtype=float)
-        data.update(a0=((), prior.a0), b0=(("feature",) if b0.ndim else (), b0))
-    coords = {"feature": np.arange(d)}
-    if "psi0" in data:
-        coords["feature_bis"] = np.arange(d)
-    import json
-
-    return xr.Dataset(data, coords=coords,
-                      attrs={"covariance_type": prior.covariance_type, "prior": json.dumps(prior.to_dict())})
+        data.update(a0=prior.a0, b0=b0)
+        dims["b0"] = ["feature"] if b0.ndim else []
+    attrs = {"covariance_type": prior.covariance_type, "prior": json.dumps(prior.to_dict())}
+    return data, dims, attrs
 
 
 def to_datatree(est) -> xr.DataTree:
@@ -126,7 +133,10 @@ def to_datatree(est) -> xr.DataTree:
     ``map_trace``
         ``log_posterior`` at the start and after every EM iteration (dimension ``iteration``).
 
-    The root's attributes say which estimator and covariance type produced it.
+    The tree is built by ``arviz_base.from_dict``, so every group carries ArviZ's standard
+    attributes (``created_at``, ``creation_library``, ..., ``sample_dims``: ``["chain", "draw"]``
+    for ``posterior``, none for the other two).  The root's attributes say which estimator and
+    covariance type produced it.
 
     Examples
     --------
@@ -137,72 +147,50 @@ def to_datatree(est) -> xr.DataTree:
     >>> tree["posterior"]["means"].dims
     ('chain', 'draw', 'component', 'feature')
     """
-    _check_fitted(est)
-    groups = {"posterior": map_dataset(est)}
+    import arviz_base
+
+    values = _map_variables(est)
+    k, d = values["means"][1].shape
+    # sample_dims=[] for every group, so that the prior and the trace get no (chain, draw); the
+    # posterior's variables name (chain, draw) themselves, and its sample_dims attribute says so
+    data = {"posterior": {name: v[np.newaxis, np.newaxis] for name, (_, v) in values.items()}}
+    dims = {name: [*SAMPLE_DIMS, *var_dims] for name, (var_dims, _) in values.items()}
+    coords = {"chain": np.arange(1), "draw": np.arange(1), **_default_coords(k, d)}
+    attrs = {
+        "/": {
+            "inference_library": "bayes_gmm",
+            "estimator": type(est).__name__,
+            "kind": "MAP estimate (posterior mode)",
+            "covariance_type": est.covariance_type,
+            "n_components": int(k),
+        },
+        "posterior": {"sample_dims": list(SAMPLE_DIMS)},
+    }
     prior = getattr(est, "prior_", None)
     if prior is not None:
-        groups["prior_parameters"] = _prior_dataset(prior)
+        data["prior_parameters"], prior_dims, attrs["prior_parameters"] = _prior_group(prior)
+        dims.update(prior_dims)
     trace = getattr(est, "log_posteriors_", None)
     if trace is not None:
         trace = np.asarray(trace, dtype=float)
-        groups["map_trace"] = xr.Dataset(
-            {"log_posterior": (("iteration",), trace)},
-            coords={"iteration": np.arange(trace.shape[0])},
-            attrs={"converged": int(bool(getattr(est, "converged_", False))),
-                   "n_iter": int(getattr(est, "n_iter_", trace.shape[0] - 1))},
-        )
-    tree = xr.DataTree.from_dict(groups)
-    tree.attrs = {
-        "inference_library": "bayes_gmm",
-        "estimator": type(est).__name__,
-        "kind": "MAP estimate (posterior mode)",
-        "covariance_type": est.covariance_type,
-        "n_components": int(np.asarray(est.means_).shape[0]),
-    }
-    return tree
+        data["map_trace"] = {"log_posterior": trace}
+        dims["log_posterior"] = ["iteration"]
+        coords["iteration"] = np.arange(trace.shape[0])
+        attrs["map_trace"] = {"converged": int(bool(getattr(est, "converged_", False))),
+                              "n_iter": int(getattr(est, "n_iter_", trace.shape[0] - 1))}
+    return arviz_base.from_dict(data, sample_dims=[], dims=dims, coords=coords, attrs=attrs)
 
 
 # ----------------------------------------------------------------------------------------
 # posterior draws as arrays
 # ----------------------------------------------------------------------------------------
-def covariance_type_of(covariances: xr.DataArray) -> str:
-    """The covariance type implied by the dimensions of a ``covariances`` variable."""
-    dims = tuple(dim for dim in covariances.dims if dim not in SAMPLE_DIMS)
-    for name, want in COVARIANCE_DIMS.items():
-        if dims == want:
-            return name
-    raise ValueError(
-        f"covariances has dimensions {covariances.dims}; expected one of "
-        f"{[SAMPLE_DIMS + v for v in COVARIANCE_DIMS.values()]}."
-    )
-
-
 def dense_covariances(covariances: np.ndarray, covariance_type: str, k: int, d: int) -> np.ndarray:
     """Dense ``(..., K, d, d)`` covariance matrices from any covariance type's shape.
 
     Leading axes (e.g. draws) are kept: full ``(..., K, d, d)``, tied ``(..., d, d)``, diag
     ``(..., K, d)``, spherical ``(..., K)``.
     """
-    from bayes_gmm.model.covariance import get_family
-
     return get_family(covariance_type).dense(covariances, k, d)
-
-
-def _posterior_group(idata, group: str = "posterior") -> xr.Dataset:
-    if isinstance(idata, xr.Dataset):
-        ds = idata
-    else:
-        try:
-            ds = idata[group].to_dataset()
-        except KeyError:
-            raise ValueError(f"idata has no {group!r} group; it has {list(idata.children)}.") from None
-    missing = [name for name in PARAMETERS if name not in ds]
-    if missing:
-        raise ValueError(
-            f"the {group!r} group must hold {list(PARAMETERS)} (bayes_gmm.sample_posterior's "
-            f"names); missing {missing}."
-        )
-    return ds
 
 
 def posterior_draws(idata, group: str = "posterior") -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
@@ -212,20 +200,11 @@ def posterior_draws(idata, group: str = "posterior") -> tuple[np.ndarray, np.nda
     ``idata`` is a ``DataTree`` from :func:`bayes_gmm.sample_posterior` (or the group's
     ``xarray.Dataset``); a missing group or variable is a ``ValueError`` naming it.
     """
-    return _stacked_draws(_posterior_group(idata, group))
-
-
-def _stacked_draws(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-    ct = covariance_type_of(ds["covariances"])
-    weights = ds["weights"].transpose(*SAMPLE_DIMS, "component").values
-    means = ds["means"].transpose(*SAMPLE_DIMS, "component", "feature").values
-    cov = ds["covariances"].transpose(*SAMPLE_DIMS, *COVARIANCE_DIMS[ct]).values
-    n_chain, n_draw, k, d = means.shape
-    s = n_chain * n_draw
-    weights = weights.reshape(s, k)
-    means = means.reshape(s, k, d)
-    cov = dense_covariances(cov.reshape(s, *cov.shape[2:]), ct, k, d)
-    return weights, means, cov, ct
+    ds = posterior_dataset(idata, group)
+    ct = covariance_type_of(ds)
+    weights, means, cov = stacked_draws(ds, ct)
+    k, d = means.shape[1:]
+    return weights, means, get_family(ct).dense(cov, k, d), ct
 
 
 def mixture_log_density(weights, means, covariances, X, *, chunk_elements: int = 4_000_000) -> np.ndarray:
@@ -372,17 +351,14 @@ def compare(
         ``variable``, ``map``, ``mean``, ``sd``, ``hdi_lower``, ``hdi_upper`` (the ``ci_prob``
         HDI, in ``table.attrs["ci_prob"]``), ``map_in_hdi``, ``map_quantile`` (the fraction of
         draws below the MAP, ties counted half), ``r_hat``, ``ess_bulk``, ``ess_tail`` and
-        ``mcse_mean``.  Every posterior column is computed by ``arviz_stats`` (``mean``, ``std``,
-        ``hdi``, ``rhat``, ``ess`` bulk/tail, ``mcse`` mean) on the same draws, as its
-        ``summary`` does.  ``verdict``: a :class:`Verdict`.
+        ``mcse_mean``.  Every posterior column is a statistic of ``arviz_stats.summary`` (HDI,
+        unrounded) on the same draws.  ``verdict``: a :class:`Verdict`.
     """
-    import arviz_stats  # noqa: F401  (registers the .azstats accessors)
-
     _check_fitted(est)
     if not 0 < ci_prob < 1:
         raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob}.")
-    ds = _posterior_group(idata, group)[list(PARAMETERS)]
-    ct = covariance_type_of(ds["covariances"])
+    ds = posterior_dataset(idata, group)[list(PARAMETERS)]
+    ct = covariance_type_of(ds)
     if ct != est.covariance_type:
         raise ValueError(
             f"the posterior's covariances are {ct!r} but the estimator's covariance_type is "
@@ -399,34 +375,35 @@ def compare(
     # an entry with no spread (the weight of a single component) has no R-hat, ESS or MCSE:
     # NaN, without NumPy's division warnings
     with np.errstate(invalid="ignore", divide="ignore"):
-        stats = _posterior_statistics(ds, ci_prob)
+        stats = _posterior_summary(ds, ci_prob)
+    # the fraction of draws below the MAP, ties counted half, reduced over (chain, draw)
+    quantiles = (ds < map_ds).mean(SAMPLE_DIMS) + 0.5 * (ds == map_ds).mean(SAMPLE_DIMS)
+    # The table is built entry by entry rather than by arviz_base.dataset_to_dataframe: that
+    # labels the stacked entries in each variable's own dimension order but stacks them in the
+    # Dataset's, so a variable whose dimensions are in another order gets other entries' labels;
+    # and covariances keep only their upper triangle.
     rows, labels = [], []
     for name in PARAMETERS:
-        draws = ds[name]
-        param_dims = [dim for dim in draws.dims if dim not in SAMPLE_DIMS]
+        param_dims = [dim for dim in ds[name].dims if dim not in SAMPLE_DIMS]
         map_da = map_ds[name].transpose(*param_dims)
-        flat = draws.transpose(*SAMPLE_DIMS, *param_dims).values.reshape(-1, *map_da.shape)
         symmetric = param_dims[-2:] == ["feature", "feature_bis"]
         for label, idx, sel in _entries(map_da, symmetric):
-            pos = tuple(idx.values())
-            value = float(map_da.values[pos])
-            column = flat[(slice(None), *pos)]
-            lower = float(stats["hdi"][name].sel(sel).sel(ci_bound="lower"))
-            upper = float(stats["hdi"][name].sel(sel).sel(ci_bound="upper"))
+            value = float(map_da.values[tuple(idx.values())])
+            entry = dict(zip(stats["summary"].values, stats[name].sel(sel).values.tolist(), strict=True))
             rows.append({
                 "variable": name,
                 **{dim: sel[dim] for dim in param_dims},
                 "map": value,
-                "mean": float(stats["mean"][name].sel(sel)),
-                "sd": float(stats["sd"][name].sel(sel)),
-                "hdi_lower": lower,
-                "hdi_upper": upper,
-                "map_in_hdi": bool(lower <= value <= upper),
-                "map_quantile": float(np.mean(column < value) + 0.5 * np.mean(column == value)),
-                "r_hat": float(stats["r_hat"][name].sel(sel)),
-                "ess_bulk": float(stats["ess_bulk"][name].sel(sel)),
-                "ess_tail": float(stats["ess_tail"][name].sel(sel)),
-                "mcse_mean": float(stats["mcse_mean"][name].sel(sel)),
+                "mean": entry["mean"],
+                "sd": entry["sd"],
+                "hdi_lower": entry["hdi_lower"],
+                "hdi_upper": entry["hdi_upper"],
+                "map_in_hdi": bool(entry["hdi_lower"] <= value <= entry["hdi_upper"]),
+                "map_quantile": float(quantiles[name].sel(sel)),
+                "r_hat": entry["r_hat"],
+                "ess_bulk": entry["ess_bulk"],
+                "ess_tail": entry["ess_tail"],
+                "mcse_mean": entry["mcse_mean"],
             })
             labels.append(label)
     table = pd.DataFrame(rows, index=pd.Index(labels, name="parameter"))
@@ -440,18 +417,21 @@ def compare(
     return Comparison(table, verdict)
 
 
-def _posterior_statistics(ds: xr.Dataset, ci_prob: float) -> dict[str, xr.Dataset]:
-    """The statistics ``arviz_stats.summary`` computes, with the same accessors, unrounded."""
-    dims = list(SAMPLE_DIMS)
-    return {
-        "mean": ds.azstats.mean(dim=dims),
-        "sd": ds.azstats.std(dim=dims),
-        "hdi": ds.azstats.hdi(prob=ci_prob, dim=dims),
-        "r_hat": ds.azstats.rhat(sample_dims=dims),
-        "ess_bulk": ds.azstats.ess(sample_dims=dims, method="bulk"),
-        "ess_tail": ds.azstats.ess(sample_dims=dims, method="tail"),
-        "mcse_mean": ds.azstats.mcse(sample_dims=dims, method="mean"),
-    }
+def _posterior_summary(ds: xr.Dataset, ci_prob: float) -> xr.Dataset:
+    """``arviz_stats.summary`` of the draws, unrounded (``round_to="none"``), as a Dataset.
+
+    Each variable gains a ``summary`` dimension: ``mean``, ``sd``, ``hdi_lower``, ``hdi_upper``
+    (the ``ci_prob`` HDI; ArviZ labels its bounds ``hdi<percent>_lb`` and ``_ub``),
+    ``ess_bulk``, ``ess_tail``, ``r_hat``, ``mcse_mean`` and ``mcse_sd``.
+    """
+    import arviz_stats
+
+    summary = arviz_stats.summary(ds, sample_dims=list(SAMPLE_DIMS), kind="all", fmt="xarray",
+                                  ci_kind="hdi", ci_prob=ci_prob, round_to="none")
+    bounds = {"_lb": "hdi_lower", "_ub": "hdi_upper"}
+    names = [str(label) for label in summary["summary"].values]
+    names = [bounds[name[-3:]] if name.startswith("hdi") and name[-3:] in bounds else name for name in names]
+    return summary.assign_coords(summary=names)
 
 
 def _verdict(table, idata, ds, ci_prob, rhat_threshold) -> Verdict:

@@ -11,18 +11,21 @@ import time
 import warnings
 from abc import abstractmethod
 from dataclasses import dataclass
+from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.base import BaseEstimator, DensityMixin, _fit_context
 from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from bayes_gmm.em import engine
 from bayes_gmm.em.validation import check_data, check_n_components, check_positive, check_sample_weight
 from bayes_gmm.exceptions import ConvergenceWarning, SingularCovarianceError
-from bayes_gmm.model.covariance import (
+from bayes_gmm.model.families import (
+    COVARIANCE_FAMILIES,
     CovarianceFamily,
     GaussianParams,
     RawStatistics,
@@ -66,6 +69,26 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
     """Base class of the EM estimators.  Not for direct use."""
 
     _objective_name = "objective"
+
+    #: scikit-learn's declaration of the constructor parameters' types and ranges, checked by
+    #: ``_validate_params`` when ``fit`` starts (``_fit_context``).  Subclasses extend it.  What
+    #: a type and a range cannot say (k at most the number of rows, the shapes of the arrays
+    #: given as a start, the prior) is checked during the fit.
+    _parameter_constraints: dict = {
+        "k": [Interval(Integral, 1, None, closed="left")],
+        "covariance_type": [StrOptions(set(COVARIANCE_FAMILIES))],
+        "tol": [Interval(Real, 0.0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "init_params": [StrOptions(set(INIT_METHODS)), "array-like"],
+        "weights_init": ["array-like", None],
+        "means_init": ["array-like", None],
+        "precisions_init": ["array-like", None],
+        "random_state": ["random_state"],
+        "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
+        "verbose": ["verbose"],
+        "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+    }
 
     def __init__(
         self,
@@ -128,25 +151,9 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ checks
     def _check_parameters(self, n_samples: int, n_features: int) -> CovarianceFamily:
-        family = get_family(self.covariance_type)
+        """The checks that depend on the data (types and ranges: ``_parameter_constraints``)."""
         check_n_components(self.k, n_samples)
-        check_positive("tol", self.tol, allow_zero=True)
-        check_positive("max_iter", self.max_iter, integer=True)
-        check_positive("n_init", self.n_init, integer=True)
-        if self.chunk_size is not None:
-            check_positive("chunk_size", self.chunk_size, integer=True)
-        check_positive("verbose", self.verbose, integer=True, allow_zero=True)
-        check_positive("verbose_interval", self.verbose_interval, integer=True)
-        init = self.init_params
-        if isinstance(init, str):
-            if init not in INIT_METHODS:
-                raise ValueError(
-                    f"init_params must be one of {INIT_METHODS} or an array of labels (n,) or "
-                    f"responsibilities (n, k), got {init!r}."
-                )
-        elif init is None:
-            raise ValueError(f"init_params must be one of {INIT_METHODS} or an array, got None.")
-        return family
+        return get_family(self.covariance_type)
 
     def _given_responsibilities(self, n: int) -> np.ndarray:
         """Responsibilities (n, k) from ``init_params`` given as labels or as an array."""
@@ -311,6 +318,7 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
                 break
         return FitResult(params, objective, history, converged, n_iter)
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None):
         """Estimate the parameters with EM (``n_init`` runs, the best objective kept).
 
@@ -407,13 +415,13 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ prediction
     def _validate_X(self, X, reset: bool):
-        from sklearn.utils.validation import _check_feature_names, _check_n_features
-
+        # check_data converts and checks the values (its messages say where and what to do;
+        # a Dask array stays lazy, a float memmap is not copied); scikit-learn's validate_data
+        # sets or checks the feature names and count on the X as given (a DataFrame's columns)
         Xc = check_data(X)
-        _check_feature_names(self, X, reset=reset)
         if not reset:
             check_is_fitted(self)
-        _check_n_features(self, Xc, reset=reset)
+        validate_data(self, X, reset=reset, skip_check_array=True)
         return Xc
 
     def _params(self) -> GaussianParams:

@@ -3,7 +3,7 @@
 Optional: imported only when ``MapEM.fit`` (or any entry point that walks the rows) receives
 a ``dask.array``.  Each EM iteration sends the current parameters to every block of ``X``;
 each block runs the NumPy engine (:func:`bayes_gmm.em.engine.accumulate`, one thread) and
-returns only its :class:`~bayes_gmm.model.covariance.RawStatistics` (a few K x d x d numbers); the
+returns only its :class:`~bayes_gmm.model.families.RawStatistics` (a few K x d x d numbers); the
 driver adds them in block order.  The answer therefore equals the NumPy fit's to round-off.
 
 Works with whatever scheduler is active: the local threaded scheduler by default, or a
@@ -21,7 +21,7 @@ from __future__ import annotations
 import dask
 import numpy as np
 
-from bayes_gmm.model.covariance import CovarianceFamily, GaussianParams, RawStatistics
+from bayes_gmm.model.families import CovarianceFamily, GaussianParams, RawStatistics
 
 __all__ = ["accumulate", "iter_blocks"]
 

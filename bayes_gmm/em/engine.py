@@ -2,7 +2,7 @@
 
 Rows are processed in blocks so that no n x K x d temporary is ever built and a block's work
 stays in cache; the statistics of the blocks add up
-(:class:`~bayes_gmm.model.covariance.RawStatistics`).  This is the only place that walks over the
+(:class:`~bayes_gmm.model.families.RawStatistics`).  This is the only place that walks over the
 rows of ``X``.
 
 - Memory does not grow with n: a block of ``X`` is read, its statistics kept, the block's
@@ -33,7 +33,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from bayes_gmm.em.validation import is_dask
-from bayes_gmm.model.covariance import CovarianceFamily, GaussianParams, RawStatistics, SufficientStatistics
+from bayes_gmm.model.families import CovarianceFamily, GaussianParams, RawStatistics, SufficientStatistics
 from bayes_gmm.model.scaling import is_large
 
 __all__ = [
@@ -109,7 +109,7 @@ def _blas_controller():
     return _blas
 
 
-def _available_cores() -> int:
+def available_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
@@ -134,7 +134,7 @@ def n_workers(n_blocks: int, work: int) -> int:
     """Threads for a pass of ``n_blocks`` blocks and ``work`` floats of whitened data."""
     if n_blocks < 2 or work < _MIN_PARALLEL_FLOATS:
         return 1
-    cores = _available_cores()
+    cores = available_cores()
     if cores < 2:
         return 1
     limit = _blas_thread_limit() or cores

@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 from bayes_gmm.em import engine
 from bayes_gmm.em.base import BaseGaussianMixtureEM
 from bayes_gmm.em.validation import check_data
-from bayes_gmm.model.covariance import GaussianParams, SufficientStatistics, get_family
+from bayes_gmm.model.families import GaussianParams, SufficientStatistics, get_family
 from bayes_gmm.model.prior import NIWPrior
 from bayes_gmm.model.scaling import column_scaling, transforms_by_rows
 
@@ -144,6 +144,17 @@ class MapEM(BaseGaussianMixtureEM):
     """
 
     _objective_name = "log-posterior"
+
+    _parameter_constraints: dict = {
+        **BaseGaussianMixtureEM._parameter_constraints,
+        # checked where the default prior is built (NIWPrior.from_standardized: the documented
+        # bounds PRIOR_STRENGTH_BOUNDS and ALPHA_BOUNDS, with messages that say why), and only
+        # then: both are ignored when ``prior`` is given
+        "prior_strength": "no_validation",
+        "alpha": "no_validation",
+        # its fields are checked by NIWPrior.from_dict, its shape against X during the fit
+        "prior": [NIWPrior, dict, None],
+    }
 
     def __init__(
         self,

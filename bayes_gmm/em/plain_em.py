@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
+from sklearn.utils._param_validation import Interval
 
 from bayes_gmm.em.base import BaseGaussianMixtureEM
 from bayes_gmm.em.validation import check_data, check_positive
-from bayes_gmm.model.covariance import GaussianParams, SufficientStatistics, get_family
+from bayes_gmm.model.families import GaussianParams, SufficientStatistics, get_family
 
 __all__ = ["PlainEM", "classic_start"]
 
@@ -59,6 +62,11 @@ class PlainEM(BaseGaussianMixtureEM):
 
     _objective_name = "log-likelihood"
 
+    _parameter_constraints: dict = {
+        **BaseGaussianMixtureEM._parameter_constraints,
+        "reg_covar": [Interval(Real, 0.0, None, closed="left")],
+    }
+
     def __init__(
         self,
         k: int,
@@ -95,7 +103,7 @@ class PlainEM(BaseGaussianMixtureEM):
         self.reg_covar = reg_covar
 
     def _prepare(self, X, sample_weight, scaling):
-        check_positive("reg_covar", self.reg_covar, allow_zero=True)
+        """Nothing to resolve from the data (``reg_covar`` is checked by ``_parameter_constraints``)."""
 
     def _m_step(self, stats: SufficientStatistics):
         means, covariances = self._family.ml_step(stats, self.reg_covar)

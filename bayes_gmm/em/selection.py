@@ -27,14 +27,18 @@ from bayes_gmm.em.base import bic_value
 from bayes_gmm.em.map_em import MapEM
 from bayes_gmm.em.validation import check_data
 from bayes_gmm.exceptions import ConvergenceWarning
-from bayes_gmm.model.covariance import COVARIANCE_FAMILIES, get_family
+from bayes_gmm.model.families import COVARIANCE_FAMILIES, get_family
 
 __all__ = ["SelectionResult", "select", "cell_seeds"]
 
 _CRITERIA = ("bic", "icl", "aic")
-#: Canonical order of the covariance types; a cell's seed depends on its type's place here,
-#: not on its place in the grid, so adding a type to the grid leaves the other fits unchanged.
-_TYPE_ORDER = ("full", "tied", "diag", "spherical")
+#: Canonical order of the covariance types: the registry's.  A cell's seed depends on its
+#: type's place here, not on its place in the grid, so adding a type to the grid leaves the
+#: other fits unchanged (and a type registered later gets the next place, leaving the seeds of
+#: the earlier ones as they are).
+_TYPE_ORDER = tuple(COVARIANCE_FAMILIES)
+#: Markers of the plot's lines, given to the types by their place in :data:`_TYPE_ORDER`.
+_MARKER_CYCLE = "os^Dv<>ph*"
 #: Grids with at least this many cells show a progress bar when ``progress=None``.
 _PROGRESS_MIN_CELLS = 20
 
@@ -232,7 +236,7 @@ class SelectionResult:
 
             _, ax = plt.subplots(figsize=(6.5, 4.5))
         table = self.table
-        markers = {"full": "o", "tied": "s", "diag": "^", "spherical": "D"}
+        markers = {ct: _MARKER_CYCLE[i % len(_MARKER_CYCLE)] for i, ct in enumerate(_TYPE_ORDER)}
         for i, (ct, group) in enumerate(table.groupby("covariance_type", sort=False)):
             group = group.sort_values("k")
             ax.plot(
@@ -277,7 +281,7 @@ class SelectionResult:
 def select(
     X,
     k: int | Iterable[int] = range(1, 10),
-    covariance_types: str | Sequence[str] = ("full", "diag", "tied", "spherical"),
+    covariance_types: str | Sequence[str] = _TYPE_ORDER,
     criterion: str = "bic",
     *,
     n_init: int = 1,
@@ -298,6 +302,7 @@ def select(
     k : int or iterable of int, default=range(1, 10)
         Numbers of components to try.  A ``k`` larger than the number of rows gives a failed row.
     covariance_types : str or sequence of {"full", "tied", "diag", "spherical"}
+        Covariance types to try; default: every registered type, in the registry's order.
     criterion : {"bic", "icl", "aic"}, default="bic"
         How the best cell is chosen (lowest value; ties go to the smaller ``k``, then the
         earlier covariance type in ``covariance_types``).

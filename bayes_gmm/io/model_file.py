@@ -31,7 +31,7 @@ import numpy as np
 
 from bayes_gmm.em.base import INIT_METHODS
 from bayes_gmm.em.map_em import MapEM
-from bayes_gmm.model.covariance import COVARIANCE_FAMILIES, CovarianceFamily, get_family
+from bayes_gmm.model.families import COVARIANCE_FAMILIES, CovarianceFamily, get_family
 from bayes_gmm.model.prior import NIWPrior, check_alpha, check_prior_strength
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load", "save", "to_dict", "from_dict"]

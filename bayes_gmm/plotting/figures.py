@@ -42,7 +42,7 @@ def _colors(k: int) -> list[str]:
 
 def covariance_matrices(est) -> np.ndarray:
     """Dense (K, d, d) covariances of a fitted estimator, whatever its covariance type."""
-    from bayes_gmm.model.covariance import get_family
+    from bayes_gmm.model.families import get_family
 
     k, d = np.asarray(est.means_).shape
     return np.asarray(get_family(est.covariance_type).dense(est.covariances_, k, d))
@@ -143,7 +143,7 @@ def plot_uncertainty(est, X, ax=None, *, responsibilities=None, dims=(0, 1), max
     the assignment (``1 - max_k r_ik``): sure points are small and faint, doubtful ones large.
 
     ``responsibilities`` (n, K) defaults to ``est.predict_proba(X)`` (the MAP plug-in); pass the
-    posterior mean membership (``bayes_gmm.bayes.posterior.posterior_membership``) to show the posterior
+    posterior mean membership (``bayes_gmm.bayes.draws.posterior_membership``) to show the posterior
     uncertainty instead.  For ``d == 1`` the x axis is the data and the y axis the uncertainty; for
     ``d > 2`` the columns ``dims``.
     """
