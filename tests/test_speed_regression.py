@@ -3,7 +3,7 @@
 On clusters on a line with more components than clusters, most responsibilities underflow
 towards zero; computing with subnormal numbers made one EM pass 6x slower on an Intel Xeon
 than on well-separated blobs of the same size.  Responsibilities are now floored at a normal
-number (``covariance._responsibilities_inplace``).
+number (``kernels.responsibilities_inplace``).
 """
 
 import time

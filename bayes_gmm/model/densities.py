@@ -1,6 +1,6 @@
 """Normalised log densities of the prior's distributions (Dirichlet, normal, inverse-Wishart,
 inverse-gamma), in scipy.stats's parametrisations: pure NumPy/SciPy, shared by the prior
-(:mod:`bayes_gmm.model.prior`) and the covariance families (:mod:`bayes_gmm.model.covariance`).
+(:mod:`bayes_gmm.model.prior`) and the covariance families (:mod:`bayes_gmm.model.families`).
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from bayes_gmm.model.covariance import get_family
 from bayes_gmm.model.densities import log_dirichlet, log_invgamma, log_invwishart, log_mvnormal
+from bayes_gmm.model.families import get_family
 from bayes_gmm.model.scaling import ScaledRows, column_moments, column_scaling, is_large, transforms_by_rows
 
 __all__ = [
