@@ -129,3 +129,34 @@ def test_symmetrized_is_symmetric_and_keeps_symmetric_input(family):
         skew = cov + 1e-9 * rng.normal(size=cov.shape)
         sym = family.symmetrized(skew)
         np.testing.assert_array_equal(sym, np.swapaxes(sym, -1, -2))
+
+
+def test_a_new_family_is_one_class_and_one_registry_line(monkeypatch, tmp_path):
+    """Register a family (here a copy of diag under another name) and every layer takes it:
+    the estimator, model selection, saving and loading, the posterior's draws."""
+    from bayes_gmm import MapEM, load, make_seed_problem, save, select
+    from bayes_gmm.bayes import draws
+    from bayes_gmm.model.families import COVARIANCE_FAMILIES, DiagCovariance
+
+    class IndependentColumns(DiagCovariance):
+        name = "independent"
+
+    monkeypatch.setitem(COVARIANCE_FAMILIES, "independent", IndependentColumns())
+    X = make_seed_problem()[0][:300]
+    new = MapEM(3, covariance_type="independent", random_state=0).fit(X)
+    diag = MapEM(3, covariance_type="diag", random_state=0).fit(X)
+    np.testing.assert_allclose(new.covariances_, diag.covariances_, rtol=1e-12)
+    assert new.prior_.covariance_type == "independent"
+
+    result = select(X, k=[2, 3], covariance_types=["independent", "diag"], random_state=0)
+    table = result.table.set_index(["k", "covariance_type"])
+    np.testing.assert_allclose(table.loc[(3, "independent"), "bic"], table.loc[(3, "diag"), "bic"], rtol=1e-9)
+
+    loaded = load(save(new, tmp_path / "model.json"))
+    assert loaded.covariance_type == "independent"
+    np.testing.assert_array_equal(loaded.predict_proba(X), new.predict_proba(X))
+
+    rng = np.random.default_rng(0)
+    weights, means, cov = draws.draw_prior(new.prior_, 3, rng)
+    x, labels = draws.simulate_mixture(rng, weights, means, cov, "independent", 50)
+    assert x.shape == (50, 2) and set(np.unique(labels)) <= {0, 1, 2}

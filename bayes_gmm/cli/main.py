@@ -24,7 +24,6 @@ from bayes_gmm.model.families import COVARIANCE_FAMILIES
 __all__ = ["CLIError", "main", "build_parser", "parse_k_range"]
 
 #: The covariance types, in the registry's order.
-_COVARIANCE_TYPES = tuple(COVARIANCE_FAMILIES)
 
 #: The files each command writes into --out (an earlier run's are not overwritten silently).
 _FIT_FILES = ("model.json", "parameters.csv", "covariances.csv", "labels.csv", "clusters.png", "log_posterior.png")
@@ -92,12 +91,12 @@ def _positive_float(text: str) -> float:
 
 def _covariance_types(text: str) -> list[str]:
     if text.strip() == "all":
-        return list(_COVARIANCE_TYPES)
+        return list(COVARIANCE_FAMILIES)
     types = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [t for t in types if t not in _COVARIANCE_TYPES]
+    bad = [t for t in types if t not in COVARIANCE_FAMILIES]
     if bad or not types:
         raise argparse.ArgumentTypeError(
-            f"unknown covariance type(s) {bad or [text]}: choose from {', '.join(_COVARIANCE_TYPES)} or 'all'."
+            f"unknown covariance type(s) {bad or [text]}: choose from {', '.join(COVARIANCE_FAMILIES)} or 'all'."
         )
     return list(dict.fromkeys(types))
 
@@ -565,7 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("data", help="CSV file, one row per observation")
     fit.add_argument("--k", type=_positive_int, required=True, help="number of components (required)")
     fit.add_argument(
-        "--covariance-type", choices=_COVARIANCE_TYPES, default="full",
+        "--covariance-type", choices=tuple(COVARIANCE_FAMILIES), default="full",
         help="full: one covariance matrix per component; tied: one shared matrix; diag: diagonal "
         "per component; spherical: one variance per component (default: full)",
     )
@@ -591,8 +590,8 @@ def build_parser() -> argparse.ArgumentParser:
     sel.add_argument("data", help="CSV file, one row per observation")
     sel.add_argument("--k", type=parse_k_range, default=parse_k_range("1-9"),
                      help="numbers of components to try: a range (1-9), a list (2,3,5) or both (default: 1-9)")
-    sel.add_argument("--covariance-types", type=_covariance_types, default=list(_COVARIANCE_TYPES), metavar="TYPES",
-                     help=f"comma-separated covariance types among {', '.join(_COVARIANCE_TYPES)}, or 'all' (default: all)")
+    sel.add_argument("--covariance-types", type=_covariance_types, default=list(COVARIANCE_FAMILIES), metavar="TYPES",
+                     help=f"comma-separated covariance types among {', '.join(COVARIANCE_FAMILIES)}, or 'all' (default: all)")
     sel.add_argument("--criterion", choices=("bic", "icl", "aic"), default="bic",
                      help="criterion that picks the best model, lower is better (default: bic)")
     sel.add_argument("--out", default="select_output", help="output folder, created if missing (default: select_output)")
@@ -642,7 +641,7 @@ def _add_posterior(sub) -> None:
     start.add_argument("--k", type=_positive_int, default=None, help="number of components: fit MAP-EM first")
     start.add_argument("--model", default=None,
                        help="a model saved by 'bayes-gmm fit' (model.json) to start from instead of fitting")
-    start.add_argument("--covariance-type", choices=_COVARIANCE_TYPES, default="full",
+    start.add_argument("--covariance-type", choices=tuple(COVARIANCE_FAMILIES), default="full",
                        help="covariance type of the fit (with --k; default: full)")
     sampling = post.add_argument_group("sampling")
     sampling.add_argument("--draws", type=_positive_int, default=1000, help="draws kept per chain (default: 1000)")

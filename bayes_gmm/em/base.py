@@ -76,7 +76,8 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
     #: given as a start, the prior) is checked during the fit.
     _parameter_constraints: dict = {
         "k": [Interval(Integral, 1, None, closed="left")],
-        "covariance_type": [StrOptions(set(COVARIANCE_FAMILIES))],
+        # a live view of the registry: a family registered later is accepted too
+        "covariance_type": [StrOptions(COVARIANCE_FAMILIES.keys())],
         "tol": [Interval(Real, 0.0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],

@@ -36,8 +36,7 @@ _CRITERIA = ("bic", "icl", "aic")
 #: type's place here, not on its place in the grid, so adding a type to the grid leaves the
 #: other fits unchanged (and a type registered later gets the next place, leaving the seeds of
 #: the earlier ones as they are).
-_TYPE_ORDER = tuple(COVARIANCE_FAMILIES)
-#: Markers of the plot's lines, given to the types by their place in :data:`_TYPE_ORDER`.
+#: Markers of the plot's lines, given to the types by their place in the registry.
 _MARKER_CYCLE = "os^Dv<>ph*"
 #: Grids with at least this many cells show a progress bar when ``progress=None``.
 _PROGRESS_MIN_CELLS = 20
@@ -135,9 +134,10 @@ def cell_seeds(random_state, k_values: Sequence[int], covariance_types: Sequence
     True
     """
     root = _root_entropy(random_state)
+    order = list(COVARIANCE_FAMILIES)  # a type's seed depends on its place in the registry
     return {
         (k, ct): int(
-            np.random.SeedSequence(root, spawn_key=(k, _TYPE_ORDER.index(ct))).generate_state(1)[0]
+            np.random.SeedSequence(root, spawn_key=(k, order.index(ct))).generate_state(1)[0]
         )
         for k in k_values
         for ct in covariance_types
@@ -236,7 +236,7 @@ class SelectionResult:
 
             _, ax = plt.subplots(figsize=(6.5, 4.5))
         table = self.table
-        markers = {ct: _MARKER_CYCLE[i % len(_MARKER_CYCLE)] for i, ct in enumerate(_TYPE_ORDER)}
+        markers = {ct: _MARKER_CYCLE[i % len(_MARKER_CYCLE)] for i, ct in enumerate(COVARIANCE_FAMILIES)}
         for i, (ct, group) in enumerate(table.groupby("covariance_type", sort=False)):
             group = group.sort_values("k")
             ax.plot(
@@ -281,7 +281,7 @@ class SelectionResult:
 def select(
     X,
     k: int | Iterable[int] = range(1, 10),
-    covariance_types: str | Sequence[str] = _TYPE_ORDER,
+    covariance_types: str | Sequence[str] | None = None,
     criterion: str = "bic",
     *,
     n_init: int = 1,
@@ -301,8 +301,9 @@ def select(
         (``feature_names_in_``).
     k : int or iterable of int, default=range(1, 10)
         Numbers of components to try.  A ``k`` larger than the number of rows gives a failed row.
-    covariance_types : str or sequence of {"full", "tied", "diag", "spherical"}
-        Covariance types to try; default: every registered type, in the registry's order.
+    covariance_types : str or sequence of str, optional
+        Covariance types to try (names in :data:`bayes_gmm.COVARIANCE_FAMILIES`); default:
+        every registered type, in the registry's order.
     criterion : {"bic", "icl", "aic"}, default="bic"
         How the best cell is chosen (lowest value; ties go to the smaller ``k``, then the
         earlier covariance type in ``covariance_types``).
@@ -350,7 +351,7 @@ def select(
     # a DataFrame is fitted as it is, so that the estimators keep its column names
     X = X if hasattr(X, "columns") and hasattr(X, "iloc") else array
     k_values = _check_k_grid(k)
-    types = _check_types(covariance_types)
+    types = _check_types(tuple(COVARIANCE_FAMILIES) if covariance_types is None else covariance_types)
     criterion = _check_criterion(criterion)
     for reserved in ("k", "covariance_type", "random_state"):
         if reserved in estimator_params:
