@@ -67,6 +67,7 @@ from bayes_gmm.bayes.mixture_op import mixture_logsumexp
 from bayes_gmm.em.engine import available_cores
 from bayes_gmm.em.map_em import MapEM
 from bayes_gmm.em.validation import check_positive
+from bayes_gmm.model.densities import invwishart_from_parts
 from bayes_gmm.model.families import get_family
 
 __all__ = [
@@ -276,13 +277,7 @@ def _invwishart_logp_chol(value, nu, psi_chol):
     logdet_psi = 2.0 * pt.sum(pt.log(pt.diagonal(C, axis1=-2, axis2=-1)), axis=-1)
     # trace(Psi Sigma^-1) = ||C^T P||_F^2
     trace = pt.sum(pt.matmul(pt.swapaxes(C, -1, -2), P) ** 2, axis=(-2, -1))
-    return (
-        0.5 * nu * logdet_psi
-        - 0.5 * nu * d * np.log(2.0)
-        - _log_multigamma(0.5 * nu, d)
-        - 0.5 * (nu + d + 1.0) * logdet
-        - 0.5 * trace
-    )
+    return invwishart_from_parts(nu, d, logdet_psi, logdet, trace, _log_multigamma(0.5 * nu, d))
 
 
 def _mean_logp(value, m0, kappa0, covariance):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import gammaln, multigammaln
 
-__all__ = ["log_dirichlet", "log_invgamma", "log_invwishart", "log_mvnormal"]
+__all__ = ["invwishart_from_parts", "log_dirichlet", "log_invgamma", "log_invwishart", "log_mvnormal"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
 
@@ -59,11 +59,21 @@ def log_invwishart(
     logdet_psi = 2.0 * np.sum(np.log(np.diag(psi_chol)))
     # tr(Psi0 Sigma^{-1}) = ||L^{-1} C||_F^2 with Sigma = L L^T, Psi0 = C C^T
     trace = np.sum(np.linalg.solve(chol, np.broadcast_to(psi_chol, chol.shape)) ** 2, axis=(-2, -1))
+    return invwishart_from_parts(nu0, d, logdet_psi, logdet, trace, multigammaln(0.5 * nu0, d))
+
+
+def invwishart_from_parts(nu, d: int, logdet_psi, logdet, trace, log_multigamma):
+    """The inverse-Wishart log density from its parts: ``log det Psi``, ``log det Sigma``,
+    ``tr(Psi Sigma^-1)`` and ``log Gamma_d(nu / 2)``.
+
+    Plain arithmetic, so the PyMC model (:mod:`bayes_gmm.bayes.posterior`) assembles its
+    PyTensor density with the same function (its parts come from the precision's factor).
+    """
     return (
-        0.5 * nu0 * logdet_psi
-        - 0.5 * nu0 * d * np.log(2.0)
-        - multigammaln(0.5 * nu0, d)
-        - 0.5 * (nu0 + d + 1) * logdet
+        0.5 * nu * logdet_psi
+        - 0.5 * nu * d * np.log(2.0)
+        - log_multigamma
+        - 0.5 * (nu + d + 1.0) * logdet
         - 0.5 * trace
     )
 
