@@ -54,6 +54,7 @@ from pytensor.assumptions import assume
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
+from bayes_gmm.bayes import nutpie_cache
 from bayes_gmm.bayes.draws import (
     check_estimator,
     log_likelihood_dataset,
@@ -967,6 +968,10 @@ class PosteriorSampler:
         How many times nutpie compiled the model (0 or 1: :meth:`sample` compiles on first use).
     compile_seconds : float or None
         Wall time of that compilation.
+    disk_cached : bool or None
+        Whether nutpie's callbacks were compiled through the on-disk cache
+        (:mod:`bayes_gmm.bayes.nutpie_cache`: a later process loads them instead of compiling;
+        False where the installed nutpie is not one it was written against).
 
     Notes
     -----
@@ -995,6 +1000,7 @@ class PosteriorSampler:
         self.compiled = None
         self.n_compilations = 0
         self.compile_seconds: float | None = None
+        self.disk_cached: bool | None = None
         self._lock = threading.RLock()
         self._forward = None
 
@@ -1024,7 +1030,16 @@ class PosteriorSampler:
                 sys.stderr.flush()
             start = time.perf_counter()
             with threadpool_limits(limits=1, user_api="blas"):
-                self.compiled = nutpie.compile_pymc_model(self.model, jitter_rvs=set())
+                self.compiled = None
+                if nutpie_cache.supported():
+                    try:
+                        self.compiled = nutpie_cache.compile_pymc_model_cached(self.model, jitter_rvs=set())
+                        self.disk_cached = True
+                    except Exception as exc:  # nutpie's internals changed: its own route
+                        logger.info("nutpie's callbacks cannot be cached on disk (%s); compiling with nutpie", exc)
+                if self.compiled is None:
+                    self.compiled = nutpie.compile_pymc_model(self.model, jitter_rvs=set())
+                    self.disk_cached = False
             self.compile_seconds = time.perf_counter() - start
             self.n_compilations += 1
             logger.info("compiled in %.1f s", self.compile_seconds)
