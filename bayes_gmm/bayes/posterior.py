@@ -52,6 +52,7 @@ from pymc.initial_point import make_initial_point_fn
 from pymc.logprob.transforms import Transform
 from pytensor.assumptions import assume
 from scipy import stats
+from sklearn.utils.validation import validate_data
 from threadpoolctl import threadpool_limits
 
 from bayes_gmm.bayes import nutpie_cache
@@ -67,7 +68,7 @@ from bayes_gmm.bayes.draws import (
 from bayes_gmm.bayes.mixture_op import mixture_logsumexp
 from bayes_gmm.em.engine import available_cores
 from bayes_gmm.em.map_em import MapEM
-from bayes_gmm.em.validation import check_positive
+from bayes_gmm.em.validation import check_data, check_positive
 from bayes_gmm.model.densities import invwishart_from_parts
 from bayes_gmm.model.families import get_family
 
@@ -89,8 +90,11 @@ _SAMPLERS = ("nutpie", "pymc")
 # input checks
 # ----------------------------------------------------------------------------------------
 def _check_X(est: MapEM, X) -> np.ndarray:
-    """X as a float64 array with the estimator's columns (names checked as in predict)."""
-    return np.asarray(est._validate_X(X, reset=False), dtype=np.float64)
+    """X as a float64 array with the estimator's columns (names and count checked as predict
+    does, by scikit-learn's ``validate_data``)."""
+    Xc = check_data(X)
+    validate_data(est, X, reset=False, skip_check_array=True)
+    return np.asarray(Xc, dtype=np.float64)
 
 
 def _feature_labels(est: MapEM, d: int) -> list:

@@ -416,13 +416,13 @@ def initial_statistics(
         if params is None:
             center = np.broadcast_to(Xb.mean(axis=0, dtype=np.float64), (n_components, d)).copy()
             params = family.params(np.full(n_components, 1.0 / n_components), center, family.identity_covariances(n_components, d))
-        Y = family._whiten_t(Xb, params.means, params.precisions_cholesky)
+        Y = family.whiten_rows_t(Xb, params.means, params.precisions_cholesky)
         R = np.ascontiguousarray(resp.T)
         if sample_weight is not None:
             R *= sample_weight[block]
         weight = float(Xb.shape[0]) if sample_weight is None else float(np.sum(sample_weight[block]))
         nk = R.sum(axis=1)
-        first, second = family._moments(Y, R.astype(Y.dtype, copy=False))
+        first, second = family.whitened_moments(Y, R.astype(Y.dtype, copy=False))
         raw = RawStatistics(0.0, weight, nk, first, second)
         total = raw if total is None else total + raw
     assert total is not None and params is not None

@@ -239,7 +239,7 @@ class CovarianceFamily:
         raise NotImplementedError
 
     # -- densities ---------------------------------------------------------------------
-    def _whiten_t(self, X: np.ndarray, means: np.ndarray, prec_chol: np.ndarray) -> np.ndarray:
+    def whiten_rows_t(self, X: np.ndarray, means: np.ndarray, prec_chol: np.ndarray) -> np.ndarray:
         """The whitened block in the layout the kernels use: shape (K, d, m), C-contiguous.
 
         With the rows last every elementwise step and every reduction runs over long
@@ -252,7 +252,7 @@ class CovarianceFamily:
 
     def _log_prob_t(self, X: np.ndarray, params_means, prec_chol, log_weights=None):
         d = X.shape[1]
-        Y = self._whiten_t(X, params_means, prec_chol)
+        Y = self.whiten_rows_t(X, params_means, prec_chol)
         log_prob = squared_norms_t(Y)
         log_prob *= -0.5
         const = self.log_det_precision_cholesky(prec_chol, d) - 0.5 * d * LOG_2PI
@@ -302,10 +302,10 @@ class CovarianceFamily:
         return self._log_prob_t(X, params.means, params.precisions_cholesky, np.log(params.weights))
 
     def _block_moments(self, Y: np.ndarray, resp: np.ndarray, params: GaussianParams) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`_moments` of the block :meth:`_block_log_prob` returned (under ``params``)."""
-        return self._moments(Y, resp)
+        """:meth:`whitened_moments` of the block :meth:`_block_log_prob` returned (under ``params``)."""
+        return self.whitened_moments(Y, resp)
 
-    def _moments(self, Y: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def whitened_moments(self, Y: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``sum_i r_ik y_ik`` (K, d) and the family's second moment, in float64.
 
         ``Y`` (K, d, m) and ``resp`` (K, m); ``Y`` is overwritten.

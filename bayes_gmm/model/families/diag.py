@@ -63,7 +63,7 @@ class DiagCovariance(VarianceFamily):
     def dense(self, covariances, k, d):
         return np.asarray(covariances, dtype=float)[..., :, None] * np.eye(d)
 
-    def _whiten_t(self, X, means, prec_chol):
+    def whiten_rows_t(self, X, means, prec_chol):
         Xt, shifted = centered_t(X, means)
         dtype = Xt.dtype
         Y = Xt[None, :, :] - shifted.astype(dtype)[:, :, None]
@@ -73,7 +73,7 @@ class DiagCovariance(VarianceFamily):
     def log_det_precision_cholesky(self, prec_chol, d):
         return np.sum(np.log(prec_chol), axis=1)
 
-    def _moments(self, Y, resp):
+    def whitened_moments(self, Y, resp):
         return diagonal_moments(Y, resp)
 
     def _second_from_diagonal(self, diagonal):

@@ -79,7 +79,7 @@ class FullCovariance(MatrixFamily):
             out[j] = inv @ inv.T
         return out
 
-    def _whiten_t(self, X, means, prec_chol):
+    def whiten_rows_t(self, X, means, prec_chol):
         k, d, _ = prec_chol.shape
         Xt, shifted = centered_t(X, means)
         dtype = Xt.dtype
@@ -146,7 +146,7 @@ class FullCovariance(MatrixFamily):
         # the per-block second moments need not be symmetric: finalize symmetrises the scatter
         return G[:, 1:, 0].copy(), G[:, 1:, 1:].copy()
 
-    def _moments(self, Y, resp):
+    def whitened_moments(self, Y, resp):
         # scaled by sqrt(r), each second moment is a symmetric rank-m update (SYRK)
         root = np.sqrt(resp)
         Y *= root[:, None, :]

@@ -72,7 +72,7 @@ class SphericalCovariance(VarianceFamily):
     def dense(self, covariances, k, d):
         return np.asarray(covariances, dtype=float)[..., None, None] * np.eye(d)
 
-    def _whiten_t(self, X, means, prec_chol):
+    def whiten_rows_t(self, X, means, prec_chol):
         Xt, shifted = centered_t(X, means)
         dtype = Xt.dtype
         Y = Xt[None, :, :] - shifted.astype(dtype)[:, :, None]
@@ -82,7 +82,7 @@ class SphericalCovariance(VarianceFamily):
     def log_det_precision_cholesky(self, prec_chol, d):
         return d * np.log(prec_chol)
 
-    def _moments(self, Y, resp):
+    def whitened_moments(self, Y, resp):
         first, second = diagonal_moments(Y, resp)
         return first, second.sum(axis=1)
 

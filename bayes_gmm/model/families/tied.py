@@ -50,7 +50,7 @@ class TiedCovariance(MatrixFamily):
         inv = triangular_inverse(np.asarray(prec_chol, dtype=float).T)
         return inv @ inv.T
 
-    def _whiten_t(self, X, means, prec_chol):
+    def whiten_rows_t(self, X, means, prec_chol):
         Xt, shifted = centered_t(X, means)
         dtype = Xt.dtype
         whitened = prec_chol.T.astype(dtype) @ Xt
@@ -59,7 +59,7 @@ class TiedCovariance(MatrixFamily):
     def log_det_precision_cholesky(self, prec_chol, d):
         return np.sum(np.log(np.diag(prec_chol)))
 
-    def _moments(self, Y, resp):
+    def whitened_moments(self, Y, resp):
         root = np.sqrt(resp)
         Y *= root[:, None, :]
         k, d, _ = Y.shape

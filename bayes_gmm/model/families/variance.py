@@ -33,7 +33,7 @@ class VarianceFamily(CovarianceFamily):
     per component gives the moments (of which the diagonal is kept).  That does more flops
     than the elementwise path but fewer passes over memory: diag fits were 1.7x faster per
     iteration at (1e6, 10, 10) and 2.6x at (1e5, 2, 10) (one thread).  Above ``kernels.GEMM_MAX_D``
-    the elementwise path (``_whiten_t``), whose work grows as d rather than d^2, is kept.
+    the elementwise path (``whiten_rows_t``), whose work grows as d rather than d^2, is kept.
     """
 
     _spectrum_name = "variances"
@@ -99,7 +99,7 @@ class VarianceFamily(CovarianceFamily):
 
     def _block_moments(self, Y, resp, params):
         if params.means.shape[1] > kernels.GEMM_MAX_D:
-            return self._moments(Y, resp)
+            return self.whitened_moments(Y, resp)
         first, second = _FULL._block_moments(Y, resp, self._as_full(params))
         return first, self._second_from_diagonal(np.diagonal(second, axis1=1, axis2=2))
 
