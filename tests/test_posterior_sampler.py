@@ -164,3 +164,18 @@ def test_the_disk_cached_compilation_samples_as_nutpies_own():
         draws.append(idata)
     for name in ("weights", "means", "covariances"):
         np.testing.assert_array_equal(draws[0]["posterior"][name].values, draws[1]["posterior"][name].values)
+
+
+@pytest.mark.slow
+def test_raw_draws_equal_the_datatree_draws():
+    """``run(..., as_arrays=True)`` (what a calibration study reads) gives the DataTree's draws."""
+    X = two_blobs(5, 40, 0.0)
+    est = MapEM(2, covariance_type="full", random_state=0).fit(X)
+    sampler = posterior_sampler.get_posterior_sampler(est)
+    kwargs = dict(draws=30, tune=20, chains=2, random_seed=3, progressbar=False, save_warmup=False)
+    idata, _ = sampler.run(est, X, **kwargs)
+    arrays, _ = sampler.run(est, X, as_arrays=True, **kwargs)
+    for name in ("weights", "means", "covariances"):
+        want = idata["posterior"][name].transpose("chain", "draw", ...).values
+        assert arrays[name].shape == want.shape == (2, 30, *want.shape[2:])
+        np.testing.assert_array_equal(arrays[name], want)

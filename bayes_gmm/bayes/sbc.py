@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 from scipy import stats
 
-from bayes_gmm.bayes.draws import draw_prior, log_likelihood_of_draws, simulate_mixture, stacked_draws
+from bayes_gmm.bayes.draws import draw_prior, log_likelihood_of_draws, simulate_mixture
 from bayes_gmm.bayes.posterior import get_posterior_sampler
 from bayes_gmm.em.map_em import MapEM
 from bayes_gmm.model.families import get_family
@@ -174,13 +174,13 @@ def simulation_based_calibration(
             est.fit(X)
         sampler = get_posterior_sampler(est)
         try:
-            idata, _ = sampler.run(est, X, draws=draws, tune=tune, chains=chains, cores=cores,
-                                   random_seed=int(rng.integers(2**31)), progressbar=False, save_warmup=False)
+            arrays, _ = sampler.run(est, X, draws=draws, tune=tune, chains=chains, cores=cores,
+                                    random_seed=int(rng.integers(2**31)), progressbar=False, save_warmup=False,
+                                    as_arrays=True)
         except ValueError:  # no start (an exactly-zero gradient): rare, counted
             failed += 1
             continue
-        post = idata["posterior"].to_dataset()
-        w, m, c = stacked_draws(post, ct)
+        w, m, c = (arrays[name].reshape(-1, *arrays[name].shape[2:]) for name in ("weights", "means", "covariances"))
         draws_q, names = label_invariant_quantities(X, w[keep], m[keep], c[keep], ct)
         true_q, _ = label_invariant_quantities(X, weights[None], means[None], np.asarray(covariances)[None], ct)
         ranks.append(np.sum(draws_q < true_q, axis=0))
