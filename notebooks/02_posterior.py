@@ -43,10 +43,13 @@ pd.set_option("display.width", 120)
 plt.rcParams["figure.dpi"] = 80
 import time
 
-from bayes_gmm.bayes.draws import posterior_membership
-from bayes_gmm.bayes.posterior import sample_posterior
-from bayes_gmm.cli.demo import seed_problem_holdout
-from bayes_gmm.diagnostics.comparison import loo_summary, predictive_comparison
+from bayes_gmm import (
+                                       loo_summary,
+                                       posterior_membership,
+                                       predictive_comparison,
+                                       sample_posterior,
+                                       seed_problem_holdout,
+)
 
 FAST = os.environ.get("BAYES_GMM_FAST", "0") not in ("", "0")
 DRAWS, TUNE, CHAINS = (200, 300, 2) if FAST else (1000, 1000, 4)

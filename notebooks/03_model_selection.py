@@ -41,7 +41,7 @@ from sklearn.metrics import adjusted_rand_score
 
 import bayes_gmm
 from bayes_gmm import select
-from bayes_gmm.plotting.figures import plot_clusters
+from bayes_gmm.plotting import plot_clusters
 
 pd.set_option("display.precision", 2)
 pd.set_option("display.width", 120)

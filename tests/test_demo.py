@@ -10,8 +10,12 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from conftest import convergence_warnings  # noqa: E402
 
-from bayes_gmm import MapEM, make_seed_problem  # noqa: E402
-from bayes_gmm.cli.demo import _markdown_table, run_demo, seed_problem_holdout  # noqa: E402
+from bayes_gmm import (  # noqa: E402
+    MapEM,
+    make_seed_problem,
+    seed_problem_holdout,  # noqa: E402
+)
+from bayes_gmm.cli.demo import _markdown_table, run_demo  # noqa: E402
 
 
 def test_holdout_comes_from_the_seed_blobs(seed_problem):

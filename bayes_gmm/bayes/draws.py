@@ -424,7 +424,7 @@ def convergence_message(posterior, covariance_type: str | None = None, n_worst: 
     return (
         "convergence checks failed: " + "; ".join(problems) + ".  Summaries of these draws "
         "are unreliable: sample longer (more tune and draws) or look at the trace plots "
-        "(bayes_gmm.plotting.figures.plot_chains)."
+        "(bayes_gmm.plotting.plot_chains)."
     )
 
 

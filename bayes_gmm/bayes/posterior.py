@@ -134,7 +134,7 @@ class PrecisionCholeskyTransform(Transform):
 
     def __init__(self, reference=None, *, d: int | None = None):
         # reference=None: R is the distribution's last parameter (an input of the graph, so that
-        # a compiled model is reused across data sets: see bayes_gmm.posterior_sampler)
+        # a compiled model is reused across data sets: see bayes_gmm.bayes)
         self.reference = None if reference is None else pt.as_tensor_variable(np.asarray(reference, dtype=np.float64))
         if d is None:
             if self.reference is None:
@@ -939,9 +939,9 @@ def _raw_draws(results, names) -> dict[str, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------------------
-# the compiled model, reused across data sets (see bayes_gmm.posterior_sampler)
+# the compiled model, reused across data sets (see bayes_gmm.bayes)
 # ----------------------------------------------------------------------------------------
-logger = logging.getLogger("bayes_gmm.posterior_sampler")
+logger = logging.getLogger(__name__)
 
 _CACHE: dict[tuple[str, int, int], PosteriorSampler] = {}
 _CACHE_LOCK = threading.Lock()
@@ -1036,7 +1036,7 @@ class PosteriorSampler:
 
         With ``progressbar=True`` a line "Compiling the posterior model ..." (and the time it
         took) goes to stderr before nutpie's progress bar; the same goes to the
-        ``bayes_gmm.posterior_sampler`` logger at INFO level either way.
+        ``bayes_gmm.bayes.posterior`` logger at INFO level either way.
         """
         import nutpie
 

@@ -2,7 +2,7 @@
 
 For each replicate: parameters ``theta ~ p(theta)`` from an explicit prior, data ``X ~ p(X |
 theta)``, MAP-EM on ``X`` (the sampler's start and anchor), posterior draws with the compiled
-model of :class:`~bayes_gmm.posterior_sampler.PosteriorSampler` (compiled once, reused for every
+model of :class:`~bayes_gmm.bayes.posterior.PosteriorSampler` (compiled once, reused for every
 replicate), and, for each test quantity ``f``, the rank of ``f(theta)`` among ``f`` of ``L``
 thinned draws.  If the sampler draws from the exact posterior, every rank is uniform on
 ``0..L``.

@@ -14,7 +14,7 @@ import numpy as np
 
 from bayes_gmm.datasets import seed_problem_holdout
 
-__all__ = ["run_demo", "seed_problem_holdout"]
+__all__ = ["run_demo"]
 
 
 def _markdown_table(df, float_format: str = "{:.4g}", index: bool = True) -> str:
