@@ -1,5 +1,10 @@
 """MapEM against R's mclust, the reference for model-based clustering, under mclust's prior.
 
+Two reference files, each written by the R script of the same name in ``tests/data/mclust``
+(and checked against a fresh run of it where R and mclust are installed):
+``bic_tables.json`` (mclustBIC's tables on iris, faithful and diabetes) and
+``iris_prior_fits.json`` (below).
+
 ``tests/data/mclust/iris_prior_fits.json`` holds what ``iris_prior_fits.R`` (in the same
 folder) wrote with mclust 6.0.0: the iris data, mclust's start (hierarchical clustering,
 responsibilities), and for VVV, EEE, VVI and VII (bayes_gmm's full, tied, diag, spherical) the
@@ -17,6 +22,7 @@ mclust's proportions are plain ``n_k / n``, a Dirichlet(1), so ``alpha = 1``.
 import json
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -114,15 +120,53 @@ def test_from_data_builds_mclusts_default_prior(mclust_name):
 
 
 @pytest.mark.skipif(shutil.which("Rscript") is None, reason="R is not installed: the stored mclust outputs are used")
-def test_the_stored_mclust_outputs_are_what_the_r_script_writes(tmp_path):
-    """Where R and mclust are installed, the generating script reproduces the stored file."""
+@pytest.mark.parametrize("script", ["iris_prior_fits", "bic_tables"])
+def test_the_stored_mclust_outputs_are_what_the_r_scripts_write(tmp_path, script):
+    """Where R and mclust are installed, each generating script reproduces its stored file."""
     check = subprocess.run(["Rscript", "-e", "library(mclust)"], capture_output=True, text=True)
     if check.returncode != 0:
         pytest.skip("R is installed but its mclust package is not (apt install r-cran-mclust)")
-    shutil.copy(DATA / "iris_prior_fits.R", tmp_path)
-    subprocess.run(["Rscript", "iris_prior_fits.R"], cwd=tmp_path, check=True, capture_output=True, timeout=600)
-    new = json.loads((tmp_path / "iris_prior_fits.json").read_text())
-    old = json.loads((DATA / "iris_prior_fits.json").read_text())
+    shutil.copy(DATA / f"{script}.R", tmp_path)
+    subprocess.run(["Rscript", f"{script}.R"], cwd=tmp_path, check=True, capture_output=True, timeout=600)
+    new = json.loads((tmp_path / f"{script}.json").read_text())
+    old = json.loads((DATA / f"{script}.json").read_text())
     if new["mclust_version"] != old["mclust_version"]:
         pytest.skip(f"mclust {new['mclust_version']} here, the stored file is from {old['mclust_version']}")
     assert new == old
+
+
+def _bic_tables():
+    return json.loads((DATA / "bic_tables.json").read_text())
+
+
+@pytest.mark.slow  # diabetes EEE G=7 needs about 30,000 EM iterations (mclust's as many)
+@pytest.mark.parametrize("dataset", ["iris", "faithful", "diabetes"])
+def test_bic_table_matches_mclustbic(dataset):
+    """mclustBIC's table under ``priorControl()`` (G = 1..9; VVV, EEE, VVI, VII), cell by cell
+    from mclust's own start (its hierarchical-clustering partition for each G): MapEM under
+    mclust's prior (``NIWPrior.from_data(X, G, alpha=1)``; diag with ``pooled_variance=True``)
+    gives the same BIC to 1e-6 relative.  Cells where mclust gives no BIC (a proportion
+    estimated as zero) are valid fits with MapEM's own defaults."""
+    tables = _bic_tables()
+    data = tables["data"][dataset]
+    n, d = data["n"], data["d"]
+    X = np.reshape(data["X"], (d, n)).T
+    checked, failed_in_mclust = 0, 0
+    for mclust_name, covariance_type in MODELS.items():
+        for g, start, want in zip(tables["G"], data["starts"], data["bic"][mclust_name], strict=True):
+            if want is None:
+                failed_in_mclust += 1
+                with warnings.catch_warnings():  # mclust's VII on unscaled columns, as mclust fits it
+                    warnings.filterwarnings("ignore", message="covariance_type='spherical' gives every column")
+                    est = MapEM(g, covariance_type=covariance_type, random_state=0).fit(X)
+                assert np.isfinite(est.bic(X)) and np.all(est.weights_ > 0), (mclust_name, g)
+                continue
+            prior = NIWPrior.from_data(X, g, covariance_type, alpha=1.0, pooled_variance=covariance_type == "diag")
+            with convergence_warnings(), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="covariance_type='spherical' gives every column")
+                est = MapEM(g, covariance_type=covariance_type, prior=prior, init_params=np.asarray(start) - 1,
+                            tol=1e-13, max_iter=100_000).fit(X)
+            got = -est.bic(X)  # mclust's BIC is 2 loglik - p log n, scikit-learn's its negative
+            assert abs(got - want) <= 1e-6 * abs(want), (mclust_name, g, got, want)
+            checked += 1
+    assert checked + failed_in_mclust == 36 and checked >= 30, (checked, failed_in_mclust)
