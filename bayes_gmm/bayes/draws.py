@@ -38,6 +38,7 @@ __all__ = [
     "log_likelihood_dataset",
     "log_likelihood_of_draws",
     "map_estimate_dataset",
+    "map_variables",
     "posterior_dataset",
     "posterior_membership",
     "posterior_predictive_density",
@@ -440,19 +441,25 @@ def _log_posterior_at_map(est: MapEM, X: np.ndarray) -> float:
         return float(log_posterior(X, est.weights_, est.means_, est.covariances_, est.prior_))
 
 
+def map_variables(est) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+    """``name -> (dims, values)`` of a fitted estimator's MAP estimate, with the posterior's
+    names and dimensions (``covariances``: the family's ``covariance_dims``)."""
+    check_is_fitted(est, ["weights_", "means_", "covariances_"])
+    return {
+        "weights": (("component",), np.asarray(est.weights_, dtype=float)),
+        "means": (("component", "feature"), np.asarray(est.means_, dtype=float)),
+        "covariances": (get_family(est.covariance_type).covariance_dims, np.asarray(est.covariances_, dtype=float)),
+    }
+
+
 def map_estimate_dataset(est: MapEM, X: np.ndarray, coords: dict) -> xr.Dataset:
     """MAP-EM's solution with the posterior's dims and ``coords``, its log posterior on ``X``
     and its prior (JSON) as attributes."""
-    ct = est.covariance_type
     return xr.Dataset(
-        {
-            "weights": (("component",), np.asarray(est.weights_, float)),
-            "means": (("component", "feature"), np.asarray(est.means_, float)),
-            "covariances": (get_family(ct).covariance_dims, np.asarray(est.covariances_, float)),
-        },
+        map_variables(est),
         coords={name: coords[name] for name in ("component", "feature", "feature_bis")},
         attrs={
-            "covariance_type": ct,
+            "covariance_type": est.covariance_type,
             "log_posterior": _log_posterior_at_map(est, X),
             "prior": json.dumps(est.prior_.to_dict()),
         },

@@ -41,12 +41,17 @@ TESTED_NUTPIE = ((0, 16),)
 _WRAPPER_VERSION = 1
 
 
-def supported() -> bool:
-    """Whether the installed nutpie is one this module was written against."""
+def _nutpie_version() -> str:
+    """The installed nutpie's version (its internals this module uses change with it)."""
     import nutpie
 
+    return nutpie.__version__
+
+
+def supported() -> bool:
+    """Whether the installed nutpie is one this module was written against."""
     try:
-        major, minor = (int(part) for part in nutpie.__version__.split(".")[:2])
+        major, minor = (int(part) for part in _nutpie_version().split(".")[:2])
     except ValueError:  # pragma: no cover - a development version
         return False
     return (major, minor) in TESTED_NUTPIE
@@ -153,11 +158,9 @@ def _callback(kind: str, inner, n_dim: int, n_expanded: int, keys: list[str], sh
         arrays=_array_lines(keys, [shared_data[key].ndim for key in keys]),
         args="".join(f", a{i}" for i in range(len(keys))),
     )
-    import nutpie
-
     cache_key = hashlib.sha256(
         repr((
-            _WRAPPER_VERSION, nutpie.__version__, source, graph_key, record_dtype.descr,
+            _WRAPPER_VERSION, _nutpie_version(), source, graph_key, record_dtype.descr,
             sorted((k, str(v)) for k, v in dtypes.items()),
         )).encode()
     ).hexdigest()

@@ -1051,14 +1051,11 @@ class PosteriorSampler:
                 sys.stderr.flush()
             start = time.perf_counter()
             with threadpool_limits(limits=1, user_api="blas"):
-                self.compiled = None
-                if nutpie_cache.supported():
-                    try:
-                        self.compiled = nutpie_cache.compile_pymc_model_cached(self.model, jitter_rvs=set())
-                        self.disk_cached = True
-                    except Exception as exc:  # nutpie's internals changed: its own route
-                        logger.info("nutpie's callbacks cannot be cached on disk (%s); compiling with nutpie", exc)
-                if self.compiled is None:
+                try:
+                    self.compiled = nutpie_cache.compile_pymc_model_cached(self.model, jitter_rvs=set())
+                    self.disk_cached = True
+                except Exception as exc:  # an untested nutpie, or its internals changed: its own route
+                    logger.info("nutpie's callbacks cannot be cached on disk (%s); compiling with nutpie", exc)
                     self.compiled = nutpie.compile_pymc_model(self.model, jitter_rvs=set())
                     self.disk_cached = False
             self.compile_seconds = time.perf_counter() - start

@@ -31,7 +31,9 @@ from bayes_gmm.bayes.draws import (
     PARAMETERS,
     SAMPLE_DIMS,
     covariance_type_of,
+    map_variables,
     posterior_dataset,
+    posterior_predictive_density,
     stacked_draws,
 )
 from bayes_gmm.model.families import COVARIANCE_FAMILIES, get_family
@@ -54,7 +56,6 @@ __all__ = [
 #: Dimensions of ``covariances`` for each covariance type (the contract of ``bayes_gmm.bayes.posterior``),
 #: read from the covariance families' registry: ``get_family(covariance_type).covariance_dims``.
 COVARIANCE_DIMS = {name: family.covariance_dims for name, family in COVARIANCE_FAMILIES.items()}
-PARAMETER_DIMS = {"weights": ("component",), "means": ("component", "feature")}
 _LOG_2PI = np.log(2.0 * np.pi)
 
 
@@ -71,17 +72,6 @@ def _default_coords(k: int, d: int) -> dict[str, np.ndarray]:
     return {"component": np.arange(k), "feature": np.arange(d), "feature_bis": np.arange(d)}
 
 
-def _map_variables(est) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
-    """``name -> (dims, values)`` of the MAP estimate, with the posterior's names and dimensions."""
-    _check_fitted(est)
-    return {
-        "weights": (PARAMETER_DIMS["weights"], np.asarray(est.weights_, dtype=float)),
-        "means": (PARAMETER_DIMS["means"], np.asarray(est.means_, dtype=float)),
-        "covariances": (get_family(est.covariance_type).covariance_dims,
-                        np.asarray(est.covariances_, dtype=float)),
-    }
-
-
 def map_dataset(est, *, coords: dict | None = None, sample_dims: bool = True) -> xr.Dataset:
     """The MAP estimate of a fitted estimator as an :class:`xarray.Dataset`.
 
@@ -90,7 +80,7 @@ def map_dataset(est, *, coords: dict | None = None, sample_dims: bool = True) ->
     ``sample_dims=True`` a leading ``chain = draw = 1`` is added.
     ``coords`` overrides the default integer coordinates (e.g. the posterior's own).
     """
-    values = _map_variables(est)
+    values = map_variables(est)
     k, d = values["means"][1].shape
     all_coords = _default_coords(k, d)
     if coords is not None:
@@ -149,7 +139,7 @@ def to_datatree(est) -> xr.DataTree:
     """
     import arviz_base
 
-    values = _map_variables(est)
+    values = map_variables(est)
     k, d = values["means"][1].shape
     # sample_dims=[] for every group, so that the prior and the trace get no (chain, draw); the
     # posterior's variables name (chain, draw) themselves, and its sample_dims attribute says so
@@ -498,21 +488,21 @@ def predictive_comparison(est, idata, X, *, group: str = "posterior") -> Predict
 
     For each row ``x_i`` of ``X`` (data *not* used in the fit), ``map_i = log p(x_i | theta_MAP)``
     and ``posterior_i = log (1/S) sum_s p(x_i | theta_s)`` over all ``S`` draws of ``group``.
-    Both sides use the same points; the densities are computed here from the parameters (dense
-    Cholesky factors), not from the estimator.
+    Both sides use the same points and the same numerics (the covariance family's log density
+    over draws, :func:`bayes_gmm.bayes.draws.posterior_predictive_density`), computed from the
+    parameters, not from the estimator.
     """
     _check_fitted(est)
     X = np.asarray(X, dtype=float)
     if X.ndim != 2:
         raise ValueError(f"X must be a 2-D array (n, d), got shape {X.shape}.")
-    weights, means, cov, ct = posterior_draws(idata, group)
-    k, d = means.shape[1:]
+    posterior = posterior_dataset(idata, group)
+    d = posterior.sizes["feature"]
     if X.shape[1] != d:
         raise ValueError(f"X has {X.shape[1]} columns but the posterior has {d} features.")
-    map_cov = dense_covariances(np.asarray(est.covariances_), est.covariance_type, *np.asarray(est.means_).shape)
-    map_lpd = mixture_log_density(est.weights_, est.means_, map_cov, X)
-    log_dens = mixture_log_density(weights, means, cov, X)
-    post_lpd = logsumexp(log_dens, axis=0) - np.log(log_dens.shape[0])
+    n_draws = int(np.prod([posterior.sizes[dim] for dim in SAMPLE_DIMS if dim in posterior.dims]))
+    map_lpd = posterior_predictive_density(map_dataset(est), X, est.covariance_type)  # one draw
+    post_lpd = posterior_predictive_density(posterior, X)
     pointwise = pd.DataFrame({"map": map_lpd, "posterior": post_lpd, "difference": post_lpd - map_lpd})
     pointwise.index.name = "point"
     summary = pd.DataFrame(
@@ -520,7 +510,7 @@ def predictive_comparison(est, idata, X, *, group: str = "posterior") -> Predict
         index=["map", "posterior", "difference"],
         columns=["elpd", "se", "mean"],
     )
-    return PredictiveComparison(pointwise, summary, n_draws=int(log_dens.shape[0]))
+    return PredictiveComparison(pointwise, summary, n_draws=n_draws)
 
 
 # ----------------------------------------------------------------------------------------
