@@ -8,6 +8,12 @@ from bayes_gmm import COVARIANCE_FAMILIES, ConvergenceWarning, make_seed_problem
 
 #: Every registered covariance family: family-generic tests run over the registry.
 COVARIANCE_TYPES = tuple(COVARIANCE_FAMILIES)
+#: scikit-learn's four (its GaussianMixture is the oracle for them).
+SKLEARN_TYPES = ("full", "tied", "diag", "spherical")
+#: The families the posterior layer has a PyMC form of.
+POSTERIOR_TYPES = tuple(name for name, family in COVARIANCE_FAMILIES.items() if family.posterior_form)
+#: The warning of a family fitted in one scale for all columns, on columns in other units.
+UNEQUAL_SCALES = "covariance_type=.* but the column standard deviations"
 
 
 @contextlib.contextmanager

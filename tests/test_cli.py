@@ -485,19 +485,23 @@ def test_a_bad_data_file_is_a_value_error_reported_on_one_line(data_dir, capsys)
 
 
 def test_covariance_types_are_the_registry_s():
-    from bayes_gmm.model.families import COVARIANCE_FAMILIES
+    from bayes_gmm.model.families import COVARIANCE_FAMILIES, covariance_type_names
 
     commands = _subparsers(build_parser())
-    for name in ("fit", "posterior"):
-        action = next(a for a in commands[name]._actions if a.dest == "covariance_type")
-        assert tuple(action.choices) == tuple(COVARIANCE_FAMILIES) == ("full", "tied", "diag", "spherical")
-        assert action.default == "full"
+    action = next(a for a in commands["fit"]._actions if a.dest == "covariance_type")
+    assert tuple(action.choices) == covariance_type_names()
+    assert {"full", "VVV", "EII", "VEV", "EVV"} <= set(action.choices) and action.default == "full"
+    # the posterior only for the models with a PyMC form (mclust's names of them too)
+    action = next(a for a in commands["posterior"]._actions if a.dest == "covariance_type")
+    assert set(action.choices) == {"full", "tied", "diag", "spherical", "VVV", "EEE", "VVI", "VII"}
+    assert action.default == "full"
     action = next(a for a in commands["select"]._actions if a.dest == "covariance_types")
     assert action.default == list(COVARIANCE_FAMILIES)
     assert action.type("all") == list(COVARIANCE_FAMILIES)
     assert action.type("diag, full,diag") == ["diag", "full"]
-    with pytest.raises(argparse.ArgumentTypeError, match="choose from full, tied, diag, spherical or 'all'"):
-        action.type("full,VVV")
+    assert action.type("VEV,full,VVV") == ["VEV", "full", "VVV"]
+    with pytest.raises(argparse.ArgumentTypeError, match="choose from full, tied, diag, spherical, EII"):
+        action.type("full,XYZ")
 
 
 @pytest.mark.parametrize(

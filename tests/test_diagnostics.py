@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from _posterior_fakes import fake_posterior, make_tree, niw_posterior, niw_posterior_parameters
-from conftest import COVARIANCE_TYPES, convergence_warnings, make_blobs3
+from conftest import POSTERIOR_TYPES, convergence_warnings, make_blobs3
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
@@ -31,7 +31,7 @@ def blobs():
     return X
 
 
-@pytest.fixture(scope="module", params=COVARIANCE_TYPES)
+@pytest.fixture(scope="module", params=POSTERIOR_TYPES)
 def fitted(request, blobs):
     return MapEM(3, covariance_type=request.param, random_state=0).fit(blobs)
 
@@ -239,7 +239,7 @@ def _check_against_closed_form(table, cf, est, n_mcse=4.0):
 # ----------------------------------------------------------------------------------------
 # predictive comparison and LOO
 # ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("covariance_type", POSTERIOR_TYPES)
 def test_predictive_comparison_matches_scipy(covariance_type):
     rng = np.random.default_rng(4)
     X, _ = make_blobs3(rng, n=90)

@@ -95,6 +95,10 @@ def test_scale_noise_has_each_components_covariance(family):
 
 
 def test_prior_draws_have_the_prior_mean(family):
+    if not family.posterior_form:  # a restricted prior: no draws (the posterior layer's)
+        with pytest.raises(NotImplementedError, match="has no prior to draw from"):
+            family.draw_prior_covariances(None, K, np.random.default_rng(0))
+        return
     """The mean of inverse-Wishart(nu, Psi) is Psi / (nu - d - 1); of inverse-gamma(a, b) b / (a - 1)."""
     rng = np.random.default_rng(4)
     X = rng.normal(size=(200, D)) * [1.0, 2.0, 3.0, 4.0]

@@ -13,10 +13,10 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from bayes_gmm import MapEM, NIWPrior, load, save
+from bayes_gmm import COVARIANCE_FAMILIES, MapEM, NIWPrior, load, save
 from bayes_gmm.io.model_file import FORMAT_VERSION, from_dict, to_dict
 
-TYPES = ("full", "tied", "diag", "spherical")
+TYPES = (*COVARIANCE_FAMILIES, "VVV")  # every model, and one by its mclust name
 
 
 def _data(rng, n=120, d=3):

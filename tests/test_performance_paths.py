@@ -32,8 +32,12 @@ def _random_params(family, rng, k, d):
         cov = A @ A.T + np.eye(d)
     elif family.name == "diag":
         cov = rng.random((k, d)) + 0.5
-    else:
+    elif family.name == "spherical":
         cov = rng.random(k) + 0.5
+    else:  # a constrained model: its M-step from random statistics
+        Z = rng.normal(size=(40 * k, d)) * (rng.random(d) + 0.5)
+        stats = family.statistics_from_responsibilities(Z, rng.dirichlet(np.ones(k), size=40 * k))
+        cov = family.ml_step(stats)[1]
     weights = rng.random(k) + 0.1
     return family.params(weights / weights.sum(), means, cov)
 

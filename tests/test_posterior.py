@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from _posterior_fakes import fake_posterior, niw_posterior, unconverged
-from conftest import COVARIANCE_TYPES, convergence_warnings, make_blobs3
+from conftest import POSTERIOR_TYPES, convergence_warnings, make_blobs3
 from scipy import stats
 
 from bayes_gmm import ConvergenceWarning, MapEM, get_family, log_posterior
@@ -44,13 +44,13 @@ def blobs():
 def fitted(blobs):
     return {
         ct: MapEM(3, covariance_type=ct, random_state=0, tol=1e-14, max_iter=20_000).fit(blobs)
-        for ct in COVARIANCE_TYPES
+        for ct in POSTERIOR_TYPES
     }
 
 
 @pytest.fixture(scope="module")
 def models(blobs, fitted):
-    return {ct: posterior.build_model(fitted[ct], blobs) for ct in COVARIANCE_TYPES}
+    return {ct: posterior.build_model(fitted[ct], blobs) for ct in POSTERIOR_TYPES}
 
 
 def unconstrained(model, values):
@@ -94,7 +94,7 @@ def covariance_samples(dataset, ct):
 # the same model as MapEM
 # ----------------------------------------------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.parametrize("ct", COVARIANCE_TYPES)
+@pytest.mark.parametrize("ct", POSTERIOR_TYPES)
 def test_logp_without_jacobian_is_map_objective(ct, blobs, fitted, models, rng):
     est, model = fitted[ct], models[ct]
     logp = model.compile_logp(jacobian=False, mode=FAST)
@@ -112,7 +112,7 @@ def test_logp_without_jacobian_is_map_objective(ct, blobs, fitted, models, rng):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("ct", COVARIANCE_TYPES)
+@pytest.mark.parametrize("ct", POSTERIOR_TYPES)
 def test_gradient_vanishes_at_map_fit(ct, fitted, models, rng):
     est, model = fitted[ct], models[ct]
     assert est.converged_
@@ -168,7 +168,7 @@ def test_invwishart_logp_matches_scipy(d, rng):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("ct", COVARIANCE_TYPES)
+@pytest.mark.parametrize("ct", POSTERIOR_TYPES)
 def test_covariance_prior_matches_scipy(ct, fitted, models, rng):
     prior = fitted[ct].prior_
     rv = models[ct]["covariances"]
@@ -184,7 +184,7 @@ def test_covariance_prior_matches_scipy(ct, fitted, models, rng):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("ct", COVARIANCE_TYPES)
+@pytest.mark.parametrize("ct", POSTERIOR_TYPES)
 def test_mixture_likelihood_is_pointwise(ct, blobs, fitted, models):
     """The observed variable's log density, row by row, is MapEM's ``score_samples``."""
     est = fitted[ct]
@@ -269,7 +269,7 @@ def _fake_posterior(est, rng, n_chain=2, n_draw=30, noise=0.02):
     )
 
 
-@pytest.mark.parametrize("ct", COVARIANCE_TYPES)
+@pytest.mark.parametrize("ct", POSTERIOR_TYPES)
 def test_relabel_restores_permuted_draws(ct, fitted, rng):
     est = fitted[ct]
     clean = _fake_posterior(est, rng)
@@ -321,7 +321,7 @@ def test_relabel_rejects_bad_input(fitted, rng):
 # ----------------------------------------------------------------------------------------
 # predictive checks on a fake posterior (no PyMC)
 # ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("ct", COVARIANCE_TYPES)
+@pytest.mark.parametrize("ct", POSTERIOR_TYPES)
 def test_posterior_predictive_draws_are_independent(ct, fitted, rng):
     est = fitted[ct]
     post = _fake_posterior(est, rng, n_chain=2, n_draw=5, noise=0.0)  # identical means/covariances
@@ -340,7 +340,7 @@ def test_posterior_predictive_draws_are_independent(ct, fitted, rng):
     np.testing.assert_allclose(freq, post["weights"].mean(("chain", "draw")), atol=0.02)
 
 
-@pytest.mark.parametrize("ct", COVARIANCE_TYPES)
+@pytest.mark.parametrize("ct", POSTERIOR_TYPES)
 def test_predictive_density_and_membership_at_a_point_mass(ct, blobs, fitted, rng):
     """With every draw at the MAP, both reduce to MapEM's score_samples and predict_proba."""
     est = fitted[ct]
@@ -562,7 +562,7 @@ def fit_degenerate(kind, ct):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("kind", "ct"),
-    [("constant_column", ct) for ct in COVARIANCE_TYPES]
+    [("constant_column", ct) for ct in POSTERIOR_TYPES]
     + [("identical_rows", "full"), ("identical_rows", "diag"), ("fewer_rows_than_columns", "diag"),
        ("fewer_rows_than_columns", "spherical"), ("empty_component", "full"), ("empty_component", "diag")],
 )

@@ -12,10 +12,10 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 from sklearn.datasets import load_iris
 
-from bayes_gmm import MapEM, select
+from bayes_gmm import COVARIANCE_FAMILIES, MapEM, get_family, select
 from bayes_gmm.em.selection import TABLE_COLUMNS, SelectionResult, cell_seeds
 
-TYPES = ("full", "tied", "diag", "spherical")
+TYPES = tuple(COVARIANCE_FAMILIES)  # the default: every registered model, as mclust fits all 14
 
 
 def three_blobs(rng, n=600):
@@ -54,7 +54,7 @@ def test_table_is_tidy(blobs_result):
     table = blobs_result.table
     assert isinstance(table, pd.DataFrame)
     assert list(table.columns) == list(TABLE_COLUMNS)
-    assert len(table) == 6 * 4
+    assert len(table) == 6 * len(TYPES)
     assert set(table["covariance_type"]) == set(TYPES)
     assert list(dict.fromkeys(table["covariance_type"])) == list(TYPES)  # default: the registry's order
     assert table["error"].isna().all()
@@ -80,24 +80,31 @@ def test_iris_best_entry_is_stable_across_random_states():
 
 
 def _n_parameters_by_hand(covariance_type, k, d):
+    """mclust's nVarParams (volume, shape, orientation each Equal, Variable or I), plus the
+    means and the weights."""
+    rot = d * (d - 1) // 2  # an orientation
     cov = {
-        "full": k * d * (d + 1) // 2,
-        "tied": d * (d + 1) // 2,
-        "diag": k * d,
-        "spherical": k,
+        "full": k * d * (d + 1) // 2,  # VVV
+        "tied": d * (d + 1) // 2,  # EEE
+        "diag": k * d,  # VVI
+        "spherical": k,  # VII
+        "EII": 1,
+        "EEI": d,
+        "VEI": k + (d - 1),
+        "EVI": 1 + k * (d - 1),
+        "VEE": k + (d - 1) + rot,
+        "EVE": 1 + k * (d - 1) + rot,
+        "VVE": k + k * (d - 1) + rot,
+        "EEV": 1 + (d - 1) + k * rot,
+        "VEV": k + (d - 1) + k * rot,
+        "EVV": 1 + k * (d - 1 + rot),
     }[covariance_type]
     return k * d + cov + k - 1
 
 
 def _dense(est, j):
-    cov = est.covariances_
-    d = est.means_.shape[1]
-    return {
-        "full": lambda: cov[j],
-        "tied": lambda: cov,
-        "diag": lambda: np.diag(cov[j]),
-        "spherical": lambda: cov[j] * np.eye(d),
-    }[est.covariance_type]()
+    k, d = est.means_.shape
+    return get_family(est.covariance_type).dense(est.covariances_, k, d)[j]
 
 
 @pytest.mark.parametrize("covariance_type", TYPES)
@@ -146,11 +153,11 @@ def test_parallel_gives_the_same_table(rng):
 
 
 def test_cell_seeds_are_those_of_the_registry_order():
-    """A cell's seed comes from its type's place in the registry (full, tied, diag, spherical);
-    pinned, so that the seeds, hence every fit, stay what they were."""
-    from bayes_gmm.model.families import COVARIANCE_FAMILIES
-
-    assert tuple(COVARIANCE_FAMILIES) == TYPES
+    """A cell's seed comes from its type's place in the registry (full, tied, diag, spherical
+    first, then mclust's other models); pinned, so that the seeds, hence every fit, stay what
+    they were.  mclust's names of the four are the same cells."""
+    assert tuple(COVARIANCE_FAMILIES)[:4] == ("full", "tied", "diag", "spherical")
+    assert cell_seeds(0, [2], ["VVV", "VII"]) == {(2, "VVV"): 1961512366, (2, "VII"): 517123707}
     assert cell_seeds(0, [1, 2], ["spherical", "diag", "tied", "full"]) == {
         (1, "full"): 3953331965, (1, "tied"): 3613627650, (1, "diag"): 1016617948, (1, "spherical"): 1227846671,
         (2, "full"): 1961512366, (2, "tied"): 1663335698, (2, "diag"): 1902154619, (2, "spherical"): 517123707,
@@ -218,7 +225,7 @@ def test_no_convergence_is_reported_not_raised(rng):
     ("kwargs", "error", "match"),
     [
         ({"criterion": "aicc"}, ValueError, "criterion"),
-        ({"covariance_types": ["full", "VVV"]}, ValueError, "unknown covariance type"),
+        ({"covariance_types": ["full", "XYZ"]}, ValueError, "unknown covariance type"),
         ({"covariance_types": []}, ValueError, "empty"),
         ({"k": []}, ValueError, "k is empty"),
         ({"k": [0, 1]}, ValueError, "at least 1"),
@@ -246,11 +253,16 @@ def test_plot_one_line_per_covariance_type(blobs_result):
         returned = blobs_result.plot(ax=ax)
         assert returned is ax
         labels = [line.get_label() for line in ax.get_lines()]
-        assert set(TYPES) <= set(labels)
+        # mclust's names (scikit-learn's beside them), mclust's colours and symbols
+        names = {"VVV (full)", "EEE (tied)", "VVI (diag)", "VII (spherical)", "EII", "VEV", "EVV"}
+        assert names <= set(labels) and len(labels) == len(TYPES) + 1
         assert any(label.startswith("best: k=3") for label in labels)
-        full = ax.get_lines()[labels.index("full")]
-        markers = {label: line.get_marker() for label, line in zip(labels, ax.get_lines(), strict=True)}
-        assert {t: markers[t] for t in TYPES} == {"full": "o", "tied": "s", "diag": "^", "spherical": "D"}
+        full = ax.get_lines()[labels.index("VVV (full)")]
+        lines = dict(zip(labels, ax.get_lines(), strict=True))
+        style = {name: (lines[name].get_color(), lines[name].get_marker(), lines[name].get_markerfacecolor())
+                 for name in ("VVV (full)", "EII", "EEE (tied)")}
+        assert style == {"VVV (full)": ("#CC0000", "s", "none"), "EII": ("gray", "^", "gray"),
+                         "EEE (tied)": ("#597DC3", "s", "#597DC3")}
         np.testing.assert_array_equal(full.get_xdata(), np.arange(1, 7))
         assert "BIC" in ax.get_ylabel()
         blobs_result.plot(ax=ax, criterion="icl")

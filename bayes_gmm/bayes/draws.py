@@ -26,7 +26,7 @@ from bayes_gmm.em.engine import available_cores
 from bayes_gmm.em.map_em import MapEM, log_posterior
 from bayes_gmm.em.validation import check_data, check_positive
 from bayes_gmm.exceptions import ConvergenceWarning
-from bayes_gmm.model.families import COVARIANCE_FAMILIES, get_family
+from bayes_gmm.model.families import COVARIANCE_FAMILIES, get_family, same_family
 
 __all__ = [
     "PARAMETERS",
@@ -192,7 +192,7 @@ def _second_best(cost: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> float:
 def _reference_parameters(reference, covariance_type):
     if isinstance(reference, MapEM):
         check_estimator(reference)
-        if reference.covariance_type != covariance_type:
+        if not same_family(reference.covariance_type, covariance_type):
             raise ValueError(
                 f"the reference has covariance_type={reference.covariance_type!r}, the draws {covariance_type!r}."
             )

@@ -70,7 +70,22 @@ from bayes_gmm.em.engine import available_cores
 from bayes_gmm.em.map_em import MapEM
 from bayes_gmm.em.validation import check_data, check_positive
 from bayes_gmm.model.densities import invwishart_from_parts
-from bayes_gmm.model.families import get_family
+from bayes_gmm.model.families import COVARIANCE_FAMILIES, CovarianceFamily, get_family
+
+
+def _posterior_family(covariance_type: str) -> CovarianceFamily:
+    """The family of ``covariance_type`` if the posterior layer has its PyMC form; a
+    ``NotImplementedError`` naming the models that have none, and why, otherwise."""
+    family = get_family(covariance_type)  # a ValueError naming the accepted types
+    if not family.posterior_form:
+        missing = [name for name, f in COVARIANCE_FAMILIES.items() if not f.posterior_form]
+        raise NotImplementedError(
+            f"covariance_type={covariance_type!r} has no posterior (PyMC) form yet: "
+            f"{family.posterior_form_missing}. The models without one: {', '.join(missing)}. "
+            "Fit it with MapEM (the MAP estimate), or sample one of "
+            f"{', '.join(name for name, f in COVARIANCE_FAMILIES.items() if f.posterior_form)}."
+        )
+    return family
 
 __all__ = [
     "PosteriorSampler",
@@ -362,7 +377,7 @@ def _core(param, core_ndim: int):
 
 def _mixture_logp_factory(covariance_type: str, d: int):
     """The marginal log density of each row, ``log sum_k pi_k N(x | mu_k, Sigma_k)``, shape (n,)."""
-    family = get_family(covariance_type)
+    family = _posterior_family(covariance_type)
     cov_ndim = len(family.covariance_dims)
 
     def logp(value, weights, means, covariances, features, centre):
@@ -412,7 +427,7 @@ def _mixture_random_factory(covariance_type: str):
 def _map_scales(est: MapEM, X: np.ndarray):
     """Reference points for the transforms: MAP precision Cholesky (families with an
     inverse-Wishart prior) and the posterior spread of the means."""
-    family = get_family(est.covariance_type)
+    family = _posterior_family(est.covariance_type)
     with np.errstate(divide="ignore"):  # log 0 of an empty component's weight (alpha = 1)
         nk = est.predict_proba(X).sum(axis=0)
     spread = 1.0 / np.sqrt(nk + est.prior_.kappa0)  # (K,)
@@ -481,7 +496,7 @@ def build_model(est: MapEM, X, *, coords: Mapping | None = None) -> pm.Model:
 
 def _input_shapes(covariance_type: str, k: int, d: int) -> dict[str, tuple]:
     """Static shapes of the model's shared inputs (``None``: any length)."""
-    family = get_family(covariance_type)
+    family = _posterior_family(covariance_type)
     shapes = {"bgmm_x": (None, d), "bgmm_features": (None, family.n_quadratic_features(d)), "bgmm_centre": (d,),
               "bgmm_alpha": (), "bgmm_m0": (d,), "bgmm_kappa0": (), "bgmm_mean_loc": (k, d)}
     mean_scale = family.mean_scale(family.identity_covariances(k, d), np.ones(k), d).shape
@@ -505,7 +520,7 @@ def model_input_values(est: MapEM, X) -> dict[str, np.ndarray]:
     est = check_estimator(est)
     X = _check_X(est, X)
     prior = est.prior_
-    family = get_family(est.covariance_type)
+    family = _posterior_family(est.covariance_type)
     ref, mean_scale = _map_scales(est, X)
     centre = X.mean(axis=0)
     values = {
@@ -542,7 +557,7 @@ def _shared_model(covariance_type: str, k: int, d: int, coords: Mapping) -> tupl
     Returns the model and ``{name: shared variable}``; the inputs hold placeholders until
     :func:`set_model_inputs`.
     """
-    family = get_family(covariance_type)
+    family = _posterior_family(covariance_type)
     inputs = {}
     for name, shape in _input_shapes(covariance_type, k, d).items():
         placeholder = np.ones(tuple(1 if s is None else s for s in shape))
@@ -907,7 +922,7 @@ def _finish(idata: xr.DataTree, raw: xr.Dataset, est: MapEM, X: np.ndarray, coor
     """Symmetrised, relabelled draws and MAP-EM's solution in ``idata``; the warnings."""
     raw.attrs = dict(raw.attrs, covariance_type=est.covariance_type)
     # the sampler inverts B B^T with an LU solve: symmetric to rounding, made exactly so
-    family = get_family(est.covariance_type)
+    family = _posterior_family(est.covariance_type)
     cov = raw["covariances"].transpose(..., *family.covariance_dims)
     raw["covariances"] = cov.copy(data=family.symmetrized(cov.values))
     map_ds = map_estimate_dataset(est, X, coords)
@@ -1009,7 +1024,7 @@ class PosteriorSampler:
     """
 
     def __init__(self, covariance_type: str, n_components: int, n_features: int):
-        get_family(covariance_type)  # a ValueError naming the registered types
+        _posterior_family(covariance_type)  # a ValueError naming the registered types
         check_positive("n_components", n_components, integer=True)
         check_positive("n_features", n_features, integer=True)
         self.covariance_type = covariance_type

@@ -19,7 +19,7 @@ import numpy as np
 
 from bayes_gmm.io import read_data
 from bayes_gmm.io.csv_data import check_delimiter, short_list
-from bayes_gmm.model.families import COVARIANCE_FAMILIES
+from bayes_gmm.model.families import COVARIANCE_FAMILIES, covariance_type_names, get_family
 
 __all__ = ["CLIError", "main", "build_parser", "parse_k_range"]
 
@@ -89,14 +89,20 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _posterior_types() -> tuple[str, ...]:
+    """The covariance types the posterior layer has a PyMC form of (registered and mclust names)."""
+    return tuple(t for t in covariance_type_names() if get_family(t).posterior_form)
+
+
 def _covariance_types(text: str) -> list[str]:
     if text.strip() == "all":
         return list(COVARIANCE_FAMILIES)
     types = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [t for t in types if t not in COVARIANCE_FAMILIES]
+    accepted = covariance_type_names()
+    bad = [t for t in types if t not in accepted]
     if bad or not types:
         raise argparse.ArgumentTypeError(
-            f"unknown covariance type(s) {bad or [text]}: choose from {', '.join(COVARIANCE_FAMILIES)} or 'all'."
+            f"unknown covariance type(s) {bad or [text]}: choose from {', '.join(accepted)} or 'all'."
         )
     return list(dict.fromkeys(types))
 
@@ -564,7 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("data", help="CSV file, one row per observation")
     fit.add_argument("--k", type=_positive_int, required=True, help="number of components (required)")
     fit.add_argument(
-        "--covariance-type", choices=tuple(COVARIANCE_FAMILIES), default="full",
+        "--covariance-type", choices=covariance_type_names(), default="full",
         help="full: one covariance matrix per component; tied: one shared matrix; diag: diagonal "
         "per component; spherical: one variance per component (default: full)",
     )
@@ -641,7 +647,7 @@ def _add_posterior(sub) -> None:
     start.add_argument("--k", type=_positive_int, default=None, help="number of components: fit MAP-EM first")
     start.add_argument("--model", default=None,
                        help="a model saved by 'bayes-gmm fit' (model.json) to start from instead of fitting")
-    start.add_argument("--covariance-type", choices=tuple(COVARIANCE_FAMILIES), default="full",
+    start.add_argument("--covariance-type", choices=_posterior_types(), default="full",
                        help="covariance type of the fit (with --k; default: full)")
     sampling = post.add_argument_group("sampling")
     sampling.add_argument("--draws", type=_positive_int, default=1000, help="draws kept per chain (default: 1000)")

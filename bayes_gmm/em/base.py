@@ -25,7 +25,7 @@ from bayes_gmm.em import engine
 from bayes_gmm.em.validation import check_data, check_n_components, check_positive, check_sample_weight
 from bayes_gmm.exceptions import ConvergenceWarning, SingularCovarianceError
 from bayes_gmm.model.families import (
-    COVARIANCE_FAMILIES,
+    ACCEPTED_COVARIANCE_TYPES,
     CovarianceFamily,
     GaussianParams,
     RawStatistics,
@@ -77,7 +77,7 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "k": [Interval(Integral, 1, None, closed="left")],
         # a live view of the registry: a family registered later is accepted too
-        "covariance_type": [StrOptions(COVARIANCE_FAMILIES.keys())],
+        "covariance_type": [StrOptions(ACCEPTED_COVARIANCE_TYPES)],
         "tol": [Interval(Real, 0.0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
@@ -285,6 +285,7 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
         n_iter = 0
         for n_iter in range(1, self.max_iter + 1):
             stats = family.finalize(raw, params)
+            stats.start = params.covariances
             try:
                 params = self._new_params(*self._m_step(stats))
             except SingularCovarianceError as exc:

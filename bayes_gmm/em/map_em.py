@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 from bayes_gmm.em import engine
 from bayes_gmm.em.base import BaseGaussianMixtureEM
 from bayes_gmm.em.validation import check_data
-from bayes_gmm.model.families import GaussianParams, SufficientStatistics, get_family
+from bayes_gmm.model.families import GaussianParams, SufficientStatistics, get_family, same_family
 from bayes_gmm.model.prior import NIWPrior
 from bayes_gmm.model.scaling import column_scaling, transforms_by_rows
 
@@ -58,7 +58,12 @@ class MapEM(BaseGaussianMixtureEM):
         and 1e8.  With the default 1 the scale equals mclust's default prior (per column for
         diag); larger values give wider components and a higher floor under every covariance,
         smaller values approach maximum likelihood.  Ignored when ``prior`` is given.
-    covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
+    covariance_type : str, default="full"
+        scikit-learn's ``"full"``, ``"tied"``, ``"diag"``, ``"spherical"``, or any of mclust's 14
+        models by name (``"EII"``, ``"VII"``, ``"EEI"``, ``"VEI"``, ``"EVI"``, ``"VVI"``,
+        ``"EEE"``, ``"VEE"``, ``"EVE"``, ``"VVE"``, ``"EEV"``, ``"VEV"``, ``"EVV"``, ``"VVV"``;
+        ``VVV``, ``EEE``, ``VVI``, ``VII`` are full, tied, diag, spherical): see
+        ``bayes_gmm.COVARIANCE_FAMILIES`` and docs/MATH.md, "mclust's models".
         ``"spherical"`` gives every column the same variance, so it only makes sense for columns
         in the same units: no prior can make that *model* equivariant to rescaling one column.
         It is fitted with one common scale for all columns (equivariant to a common rescaling
@@ -202,7 +207,7 @@ class MapEM(BaseGaussianMixtureEM):
         moments = self.prior is None and transforms_by_rows(X)
         scaling = column_scaling(X, sample_weight, common=self._family.common_scale, moments=moments)
         if self._family.common_scale:
-            _warn_unequal_scales(scaling)
+            _warn_unequal_scales(scaling, self.covariance_type, self._family.common_scale_reason)
         return scaling
 
     def _objective_offset(self, scaling, total_weight):
@@ -211,7 +216,7 @@ class MapEM(BaseGaussianMixtureEM):
         k = int(self.k)
         return (
             -(total_weight + k) * scaling.log_scale_sum
-            - self._family.log_jacobian(k, scaling.scale)
+            - self._family.log_jacobian(k, scaling.scale, self._prior_fit)
         )
 
     def _prepare(self, Z, sample_weight, scaling):
@@ -227,7 +232,7 @@ class MapEM(BaseGaussianMixtureEM):
             self.prior_ = prior_fit.unscaled(scaling)
         else:
             prior = self.prior if isinstance(self.prior, NIWPrior) else NIWPrior.from_dict(self.prior)
-            if prior.covariance_type != self.covariance_type:
+            if not same_family(prior.covariance_type, self.covariance_type):
                 raise ValueError(
                     f"the prior is for covariance_type={prior.covariance_type!r} but the "
                     f"estimator has covariance_type={self.covariance_type!r}."
@@ -258,18 +263,20 @@ class MapEM(BaseGaussianMixtureEM):
         return log_posterior(X, self.weights_, self.means_, self.covariances_, self.prior_, sample_weight)
 
 
-def _warn_unequal_scales(scaling) -> None:
-    """A spherical component assumes every column in the same units: say so when they are not."""
+def _warn_unequal_scales(scaling, covariance_type: str, reason: str) -> None:
+    """A family fitted in one scale for all columns assumes they are in the same units: say so
+    when they are not."""
     per_column = scaling.sd[~scaling.constant & (scaling.sd > 0)]
     if per_column.size < 2:
         return
     ratio = float(per_column.max() / per_column.min())
     if ratio > SPHERICAL_SCALE_RATIO:
         warnings.warn(
-            f"covariance_type='spherical' gives every column the same variance, but the column "
+            f"covariance_type={covariance_type!r} {reason}, but the column "
             f"standard deviations of X differ by a factor of about {ratio:.3g}: the widest columns "
             "will decide the clusters. Standardise X first (sklearn.pipeline.make_pipeline("
-            "StandardScaler(), MapEM(...))) or use covariance_type='diag'.",
+            "StandardScaler(), MapEM(...))) or use a covariance type whose fit does not depend on "
+            "the columns' units (full, tied, diag, EEI, VEI, EVI, VEE, EVV).",
             UserWarning,
             stacklevel=4,
         )

@@ -27,7 +27,7 @@ from bayes_gmm.em.base import bic_value
 from bayes_gmm.em.map_em import MapEM
 from bayes_gmm.em.validation import check_data
 from bayes_gmm.exceptions import ConvergenceWarning
-from bayes_gmm.model.families import COVARIANCE_FAMILIES, get_family
+from bayes_gmm.model.families import COVARIANCE_FAMILIES, covariance_type_names, get_family
 
 __all__ = ["SelectionResult", "select", "cell_seeds"]
 
@@ -88,12 +88,14 @@ def _check_types(covariance_types) -> list[str]:
         ) from None
     if not types:
         raise ValueError("covariance_types is empty: give at least one covariance type.")
-    bad = [t for t in types if t not in COVARIANCE_FAMILIES]
+    accepted = covariance_type_names()
+    bad = [t for t in types if not isinstance(t, str) or t not in accepted]
     if bad:
-        raise ValueError(
-            f"unknown covariance type(s) {bad}; choose from {tuple(COVARIANCE_FAMILIES)}."
-        )
-    return types
+        raise ValueError(f"unknown covariance type(s) {bad}; choose from {accepted}.")
+    by_family = {}
+    for t in types:  # "VVV" and "full" are one model: the first name given is kept
+        by_family.setdefault(get_family(t).name, t)
+    return list(by_family.values())
 
 
 def _check_criterion(criterion) -> str:
@@ -137,7 +139,7 @@ def cell_seeds(random_state, k_values: Sequence[int], covariance_types: Sequence
     order = list(COVARIANCE_FAMILIES)  # a type's seed depends on its place in the registry
     return {
         (k, ct): int(
-            np.random.SeedSequence(root, spawn_key=(k, order.index(ct))).generate_state(1)[0]
+            np.random.SeedSequence(root, spawn_key=(k, order.index(get_family(ct).name))).generate_state(1)[0]
         )
         for k in k_values
         for ct in covariance_types
@@ -186,6 +188,33 @@ def _fit_cell(X: np.ndarray, k: int, covariance_type: str, seed: int, estimator_
 # ----------------------------------------------------------------------------------------
 # the result
 # ----------------------------------------------------------------------------------------
+#: mclust's colour and plotting symbol of each model (``mclust.options("bicPlotColors")`` and
+#: ``"bicPlotSymbols"``, the R symbols drawn with the nearest matplotlib marker; filled or open).
+MCLUST_STYLE = {
+    "EII": ("gray", "^", True), "VII": ("black", "^", False), "EEI": ("#218B21", "o", True),
+    "EVI": ("#41884F", "8", False), "VEI": ("#508476", "X", False), "VVI": ("#58819C", "o", False),
+    "EEE": ("#597DC3", "s", True), "VEE": ("#5178EA", "*", True), "EVE": ("#716EE7", "D", False),
+    "VVE": ("#9B60B8", "P", True), "EEV": ("#B2508B", "p", False), "VEV": ("#C03F60", "x", True),
+    "EVV": ("#C82A36", "h", False), "VVV": ("#CC0000", "s", False),
+}
+
+
+def model_label(covariance_type: str) -> str:
+    """mclust's name of a model, with the registered name where they differ: ``"VVV (full)"``."""
+    family = get_family(covariance_type)
+    names = [n for n in dict.fromkeys((family.mclust_name, covariance_type, family.name)) if n]
+    return names[0] if len(names) == 1 else f"{names[0]} ({', '.join(names[1:])})"
+
+
+def model_style(covariance_type: str) -> tuple[str, str, bool]:
+    """(colour, marker, filled) of a model in the BIC plot: mclust's, else one of a cycle."""
+    family = get_family(covariance_type)
+    if family.mclust_name in MCLUST_STYLE:
+        return MCLUST_STYLE[family.mclust_name]
+    i = list(COVARIANCE_FAMILIES).index(family.name)
+    return f"C{i % 10}", _MARKER_CYCLE[i % len(_MARKER_CYCLE)], True
+
+
 @dataclass
 class SelectionResult:
     """What :func:`select` returns.
@@ -236,17 +265,18 @@ class SelectionResult:
 
             _, ax = plt.subplots(figsize=(6.5, 4.5))
         table = self.table
-        markers = {ct: _MARKER_CYCLE[i % len(_MARKER_CYCLE)] for i, ct in enumerate(COVARIANCE_FAMILIES)}
-        for i, (ct, group) in enumerate(table.groupby("covariance_type", sort=False)):
+        for ct, group in table.groupby("covariance_type", sort=False):
             group = group.sort_values("k")
+            color, marker, filled = model_style(ct)
             ax.plot(
                 group["k"].to_numpy(),
                 group[criterion].to_numpy(dtype=float),
-                marker=markers.get(ct, "o"),
-                color=f"C{i}",
-                label=ct,
+                marker=marker,
+                color=color,
+                mfc=color if filled else "none",
+                label=model_label(ct),
                 lw=1.2,
-                ms=5,
+                ms=6,
             )
         values = table[criterion].to_numpy(dtype=float)
         if np.any(np.isfinite(values)):
@@ -259,12 +289,12 @@ class SelectionResult:
                 mfc="none",
                 mec="k",
                 mew=1.5,
-                label=f"best: k={table['k'].iloc[best]}, {table['covariance_type'].iloc[best]}",
+                label=f"best: k={table['k'].iloc[best]}, {model_label(table['covariance_type'].iloc[best])}",
             )
         ax.set_xlabel("number of components k")
         ax.set_ylabel(f"{criterion.upper()} (lower is better)")
         ax.set_xticks(sorted(table["k"].unique()))
-        ax.legend(title="covariance type", fontsize="small")
+        ax.legend(title="model", fontsize="small", ncols=2 if table["covariance_type"].nunique() > 7 else 1)
         ax.set_title(f"{criterion.upper()} by number of components and covariance type")
         return ax
 

@@ -220,9 +220,10 @@ class NIWPrior:
     _psi0_chol: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        ct = self.covariance_type
-        family = get_family(ct)
+        family = get_family(self.covariance_type)
+        ct = family.name  # mclust's names are kept as the registered name (``"VVV"`` -> ``"full"``)
         set_ = object.__setattr__
+        set_(self, "covariance_type", ct)
         set_(self, "alpha", check_alpha(self.alpha))
         set_(self, "kappa0", _as_positive("kappa0", self.kappa0))
         m0 = np.asarray(self.m0, dtype=float)

@@ -26,6 +26,8 @@ line in :data:`COVARIANCE_FAMILIES` below.
 
 from __future__ import annotations
 
+from collections.abc import Set
+
 from bayes_gmm.model.families.base import (
     CovarianceFamily,
     GaussianParams,
@@ -33,14 +35,26 @@ from bayes_gmm.model.families.base import (
     SufficientStatistics,
 )
 from bayes_gmm.model.families.diag import DiagCovariance
+from bayes_gmm.model.families.eei import EEICovariance
+from bayes_gmm.model.families.eev import EEVCovariance
+from bayes_gmm.model.families.eii import EIICovariance
+from bayes_gmm.model.families.eve import EVECovariance
+from bayes_gmm.model.families.evi import EVICovariance
+from bayes_gmm.model.families.evv import EVVCovariance
 from bayes_gmm.model.families.full import FullCovariance
 from bayes_gmm.model.families.matrix import MatrixFamily
 from bayes_gmm.model.families.spherical import SphericalCovariance
 from bayes_gmm.model.families.tied import TiedCovariance
 from bayes_gmm.model.families.variance import VarianceFamily
+from bayes_gmm.model.families.vee import VEECovariance
+from bayes_gmm.model.families.vei import VEICovariance
+from bayes_gmm.model.families.vev import VEVCovariance
+from bayes_gmm.model.families.vve import VVECovariance
 
 __all__ = [
+    "ACCEPTED_COVARIANCE_TYPES",
     "COVARIANCE_FAMILIES",
+    "MCLUST_ORDER",
     "CovarianceFamily",
     "DiagCovariance",
     "FullCovariance",
@@ -51,8 +65,15 @@ __all__ = [
     "SufficientStatistics",
     "TiedCovariance",
     "VarianceFamily",
+    "covariance_type_names",
     "get_family",
+    "mclust_names",
+    "same_family",
 ]
+
+#: mclust's 14 models (volume, shape, orientation: Equal, Variable or I for the identity), in
+#: the order mclust lists them.
+MCLUST_ORDER = ("EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV")
 
 #: The registered families by name (in this order in messages); one line per family.
 COVARIANCE_FAMILIES: dict[str, CovarianceFamily] = {
@@ -62,15 +83,73 @@ COVARIANCE_FAMILIES: dict[str, CovarianceFamily] = {
         TiedCovariance(),
         DiagCovariance(),
         SphericalCovariance(),
+        EIICovariance(),
+        EEICovariance(),
+        VEICovariance(),
+        EVICovariance(),
+        VEECovariance(),
+        EVECovariance(),
+        VVECovariance(),
+        EEVCovariance(),
+        VEVCovariance(),
+        EVVCovariance(),
     )
 }
 
 
+def mclust_names() -> dict[str, str]:
+    """mclust's name of every registered family that has one, in mclust's order:
+    ``{"EII": "EII", ..., "VVV": "full"}`` (mclust name -> registered name)."""
+    named = {family.mclust_name: name for name, family in COVARIANCE_FAMILIES.items() if family.mclust_name}
+    return {m: named[m] for m in MCLUST_ORDER if m in named}
+
+
+def covariance_type_names() -> tuple[str, ...]:
+    """Every accepted ``covariance_type``: the registered names, then mclust's names of the
+    families registered under another name (``VVV``, ``EEE``, ``VVI``, ``VII``)."""
+    aliases = tuple(m for m, name in mclust_names().items() if m != name)
+    return tuple(COVARIANCE_FAMILIES) + aliases
+
+
 def get_family(covariance_type: str) -> CovarianceFamily:
-    """The covariance family registered under ``covariance_type``."""
+    """The covariance family registered under ``covariance_type``, or under the family's
+    mclust name (``"VVV"`` is ``"full"``, ``"EEE"`` ``"tied"``, ``"VVI"`` ``"diag"``,
+    ``"VII"`` ``"spherical"``)."""
     try:
         return COVARIANCE_FAMILIES[covariance_type]
     except (KeyError, TypeError):
-        raise ValueError(
-            f"covariance_type must be one of {tuple(COVARIANCE_FAMILIES)}, got {covariance_type!r}."
-        ) from None
+        pass
+    if isinstance(covariance_type, str):
+        name = mclust_names().get(covariance_type)
+        if name is not None:
+            return COVARIANCE_FAMILIES[name]
+    raise ValueError(
+        f"covariance_type must be one of {covariance_type_names()}, got {covariance_type!r}."
+    )
+
+
+class _AcceptedNames(Set):
+    """The names :func:`covariance_type_names` gives, read when asked (so a family registered
+    later is accepted): scikit-learn's ``StrOptions`` takes it as its set of options."""
+
+    def __contains__(self, name) -> bool:
+        return name in covariance_type_names()
+
+    def __iter__(self):
+        return iter(covariance_type_names())
+
+    def __len__(self) -> int:
+        return len(covariance_type_names())
+
+    @classmethod
+    def _from_iterable(cls, iterable):  # set operations give plain sets
+        return set(iterable)
+
+
+#: Every accepted ``covariance_type``, as a live set.
+ACCEPTED_COVARIANCE_TYPES = _AcceptedNames()
+
+
+def same_family(a: str, b: str) -> bool:
+    """Whether two covariance-type names (registered or mclust's) name the same family."""
+    return get_family(a) is get_family(b)

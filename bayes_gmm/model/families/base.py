@@ -74,12 +74,25 @@ class SufficientStatistics:
     scatter: np.ndarray
     total_weight: float
     log_likelihood: float = np.nan
+    #: The covariances the statistics were computed under (EM's current estimate), where the
+    #: caller has them: a warm start for the families whose M-step iterates.
+    start: np.ndarray | None = None
 
 
 class CovarianceFamily:
     """Base of the covariance families.  Subclasses are stateless."""
 
     name: ClassVar[str]
+    #: mclust's name of the model (``"VVV"`` for full, ...; docs/MATH.md, "mclust's models").
+    mclust_name: ClassVar[str] = ""
+    #: Whether the posterior layer has a PyMC form of the model (``bayes_gmm.bayes``); when
+    #: False, :attr:`posterior_form_missing` says why.
+    posterior_form: ClassVar[bool] = True
+    #: Whether the M-step is the exact maximiser of the complete-data log-posterior, so that
+    #: EM's objective never decreases (False only for mclust's EEI update, which keeps the
+    #: weighted means; see its docstring).
+    exact_mode: ClassVar[bool] = True
+    posterior_form_missing: ClassVar[str] = ""
     #: Named dimensions of ``covariances_`` (and of each draw's covariances in a posterior):
     #: ``component`` (K), ``feature`` (d) and ``feature_bis`` (d, the second matrix index).
     covariance_dims: ClassVar[tuple[str, ...]]
@@ -125,6 +138,8 @@ class CovarianceFamily:
     #: Whether the family's model needs one scale for all columns (a spherical component
     #: has one variance for every column, so per-column scales would change the model).
     common_scale: ClassVar[bool] = False
+    #: Why (for the warning when the columns' scales differ).
+    common_scale_reason: ClassVar[str] = ""
 
     def rescale_covariances(self, covariances: np.ndarray, scale: np.ndarray) -> np.ndarray:
         """Covariances (family shape; leading axes kept) of the data ``x * scale`` (scale (d,))."""
@@ -138,8 +153,11 @@ class CovarianceFamily:
         """
         raise NotImplementedError
 
-    def log_jacobian(self, n_components: int, scale: np.ndarray) -> float:
-        """``log |d Sigma_x / d Sigma_z|`` of :meth:`rescale_covariances` over all free entries."""
+    def log_jacobian(self, n_components: int, scale: np.ndarray, prior: NIWPrior | None = None) -> float:
+        """How the covariances' log-prior changes from the units ``z`` to ``x = z * scale``:
+        ``log p_z(Sigma_z) - log p_x(Sigma_x)``, for a proper density ``log |d Sigma_x / d
+        Sigma_z|`` of :meth:`rescale_covariances` over all free entries.  ``prior`` (in either
+        units) is for the families whose log-prior is not normalised (mclust's counts)."""
         raise NotImplementedError
 
     # -- factorisations ----------------------------------------------------------------

@@ -12,6 +12,7 @@ from bayes_gmm.model.families.variance import VarianceFamily
 
 class DiagCovariance(VarianceFamily):
     name = "diag"
+    mclust_name = "VVI"
     covariance_dims = ("component", "feature")
 
     def variances_per_feature(self, covariances):
@@ -48,7 +49,7 @@ class DiagCovariance(VarianceFamily):
     def scale_factor_rows(self, factor, row_scale):
         return np.asarray(factor, dtype=float) * np.asarray(row_scale, dtype=float)
 
-    def log_jacobian(self, n_components, scale):
+    def log_jacobian(self, n_components, scale, prior=None):
         return float(2.0 * n_components * np.sum(np.log(scale)))
 
     def identity_covariances(self, n_components, n_features):

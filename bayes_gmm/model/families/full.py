@@ -25,6 +25,7 @@ from bayes_gmm.model.families.matrix import MatrixFamily
 
 class FullCovariance(MatrixFamily):
     name = "full"
+    mclust_name = "VVV"
     covariance_dims = ("component", "feature", "feature_bis")
 
     def quadratic_coefficients(self, mu, covariances, n_features, ops=NUMPY_OPS):

@@ -108,7 +108,7 @@ class MatrixFamily(CovarianceFamily):
     def _matrices(self, n_components: int) -> int:
         raise NotImplementedError
 
-    def log_jacobian(self, n_components, scale):
+    def log_jacobian(self, n_components, scale, prior=None):
         # entry (i, j) of each matrix is multiplied by s_i s_j: prod_{i <= j} s_i s_j = |S|^(d+1)
         d = len(scale)
         return float(self._matrices(n_components) * (d + 1) * np.sum(np.log(scale)))

@@ -12,6 +12,7 @@ from bayes_gmm.model.families.variance import VarianceFamily
 
 class SphericalCovariance(VarianceFamily):
     name = "spherical"
+    mclust_name = "VII"
     covariance_dims = ("component",)
 
     def variances_per_feature(self, covariances):
@@ -36,6 +37,7 @@ class SphericalCovariance(VarianceFamily):
     def n_quadratic_features(self, n_features):
         return n_features + 1
     common_scale = True
+    common_scale_reason = "gives every column the same variance"
 
     def prior_rate_shape(self, n_features):
         return ()
@@ -57,7 +59,7 @@ class SphericalCovariance(VarianceFamily):
     def scale_factor_rows(self, factor, row_scale):
         return np.asarray(factor, dtype=float) * self._common(row_scale)
 
-    def log_jacobian(self, n_components, scale):
+    def log_jacobian(self, n_components, scale, prior=None):
         return float(2.0 * n_components * np.log(self._common(scale)))
 
     def identity_covariances(self, n_components, n_features):

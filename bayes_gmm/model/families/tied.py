@@ -12,6 +12,7 @@ from bayes_gmm.model.families.matrix import MatrixFamily
 
 class TiedCovariance(MatrixFamily):
     name = "tied"
+    mclust_name = "EEE"
     covariance_dims = ("feature", "feature_bis")
 
     def quadratic_coefficients(self, mu, covariances, n_features, ops=NUMPY_OPS):

@@ -1,18 +1,21 @@
 # Reference MAP fits of R's mclust under its default conjugate prior (priorControl()), for
 # tests/test_mclust.py.  Run from this folder:  Rscript iris_prior_fits.R
 # Writes iris_prior_fits.json: the iris data (150 x 4), mclust's hierarchical-clustering start
-# (responsibilities 150 x 3), and for each of the models VVV, EEE, VVI, VII: mclust's prior
-# (defaultPrior), one M-step from the start (mstep), and EM to convergence from the start (me,
-# relative log-likelihood tolerance 1e-14).
+# (responsibilities 150 x 3), and for each of the ten models mclust has a prior for (VVV, EEE,
+# VVI, VII, EII, EEI, VEI, EVI, EEV, VEV): mclust's prior (defaultPrior), one M-step from the
+# start ("mstep": me with one iteration, because mclustBIC runs the EM routines me*, whose M-step
+# differs from mstep's for EII, EEI, EVI and EEV), and EM to convergence from the start (me,
+# relative log-likelihood tolerance 1e-14; the inner iterations of VEI and VEV to 1e-13).
 library(mclust)
 X <- as.matrix(iris[, 1:4])
 z <- unmap(hclass(hc(X, modelName = "VVV"), 3))
 num <- function(x) paste0("[", paste(sprintf("%.17g", as.vector(x)), collapse = ", "), "]")
-ctrl <- emControl(tol = c(1e-14, sqrt(.Machine$double.eps)), itmax = c(100000, 100000))
+ctrl <- emControl(tol = c(1e-14, 1e-13), itmax = c(100000, 100000))
+step <- emControl(tol = c(1e-14, 1e-13), itmax = c(1, 100000))
 models <- c()
-for (m in c("VVV", "EEE", "VVI", "VII")) {
+for (m in c("VVV", "EEE", "VVI", "VII", "EII", "EEI", "VEI", "EVI", "EEV", "VEV")) {
   p <- defaultPrior(X, G = 3, modelName = m)
-  one <- mstep(X, modelName = m, z = z, prior = priorControl())
+  one <- suppressWarnings(me(X, modelName = m, z = z, prior = priorControl(), control = step))
   fit <- me(X, modelName = m, z = z, prior = priorControl(), control = ctrl)
   models <- c(models, sprintf(
     paste0('"%s": {"prior": {"shrinkage": %s, "mean": %s, "dof": %s, "scale": %s},',
