@@ -76,7 +76,7 @@ def test_second_data_set_reuses_the_compiled_model(monkeypatch, capfd):
 def test_sample_posterior_consults_the_process_cache():
     X1, X2 = two_blobs(2, 50, 0.0), two_blobs(3, 50, -10.0)
     est1 = MapEM(2, covariance_type="diag", random_state=0).fit(X1)
-    est2 = MapEM(2, covariance_type="diag", random_state=0).fit(X2)
+    est2 = MapEM(2, covariance_type="VVI", random_state=0).fit(X2)  # mclust's name of diag
     sampler = posterior_sampler.get_posterior_sampler(est1)
     assert posterior_sampler.get_posterior_sampler(est2) is sampler
     assert posterior_sampler.get_posterior_sampler(MapEM(3, covariance_type="diag").fit(X1)) is not sampler
@@ -88,6 +88,9 @@ def test_sample_posterior_consults_the_process_cache():
     assert idata["sample_stats"].attrs["compile_seconds"] == 0.0
     assert idata["sample_stats"].attrs["sampling_seconds"] > 0.0
     assert idata["sample_stats"].attrs["tuning_gradient_evaluations"] > 0
+    from bayes_gmm import diagnostics
+
+    assert diagnostics.compare(est2, idata).table.shape[0] > 0  # "VVI" is the posterior's "diag"
 
 
 def test_sampler_rejects_an_estimator_of_another_shape():

@@ -963,7 +963,8 @@ _CACHE_LOCK = threading.Lock()
 
 
 def _key_of(est: MapEM) -> tuple[str, int, int]:
-    return (str(est.covariance_type), int(est.means_.shape[0]), int(est.means_.shape[1]))
+    # mclust's names of the four ("VVV", ...) share the registered name's compiled model
+    return (_posterior_family(est.covariance_type).name, int(est.means_.shape[0]), int(est.means_.shape[1]))
 
 
 def get_posterior_sampler(est: MapEM) -> PosteriorSampler:
@@ -1024,10 +1025,10 @@ class PosteriorSampler:
     """
 
     def __init__(self, covariance_type: str, n_components: int, n_features: int):
-        _posterior_family(covariance_type)  # a ValueError naming the registered types
+        family = _posterior_family(covariance_type)  # a ValueError naming the registered types
         check_positive("n_components", n_components, integer=True)
         check_positive("n_features", n_features, integer=True)
-        self.covariance_type = covariance_type
+        self.covariance_type = family.name  # "VVV" is "full": one compiled model for both
         self.n_components = int(n_components)
         self.n_features = int(n_features)
         k, d = self.n_components, self.n_features

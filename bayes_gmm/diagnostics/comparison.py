@@ -36,7 +36,7 @@ from bayes_gmm.bayes.draws import (
     posterior_predictive_density,
     stacked_draws,
 )
-from bayes_gmm.model.families import COVARIANCE_FAMILIES, get_family
+from bayes_gmm.model.families import COVARIANCE_FAMILIES, get_family, same_family
 
 __all__ = [
     "Comparison",
@@ -349,7 +349,7 @@ def compare(
         raise ValueError(f"ci_prob must be in (0, 1), got {ci_prob}.")
     ds = posterior_dataset(idata, group)[list(PARAMETERS)]
     ct = covariance_type_of(ds)
-    if ct != est.covariance_type:
+    if not same_family(ct, est.covariance_type):
         raise ValueError(
             f"the posterior's covariances are {ct!r} but the estimator's covariance_type is "
             f"{est.covariance_type!r}."
