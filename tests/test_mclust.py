@@ -147,10 +147,22 @@ def test_the_stored_mclust_outputs_are_what_the_r_scripts_write(tmp_path, script
     if new["mclust_version"] != old["mclust_version"]:
         pytest.skip(f"mclust {new['mclust_version']} here, the stored file is from {old['mclust_version']}")
     assert new == old
+    if script == "bic_tables":  # and the data sets it exports
+        for name in ("iris", "faithful", "diabetes"):
+            assert (tmp_path / f"{name}.csv").read_text() == (DATA / f"{name}.csv").read_text()
 
 
 def _bic_tables():
     return json.loads((DATA / "bic_tables.json").read_text())
+
+
+def _dataset(name: str) -> np.ndarray:
+    """mclust's data set as bic_tables.R exported it (CSV with a header row); the same numbers
+    as the table's JSON holds."""
+    X = np.loadtxt(DATA / f"{name}.csv", delimiter=",", skiprows=1)
+    data = _bic_tables()["data"][name]
+    np.testing.assert_array_equal(X, np.reshape(data["X"], (data["d"], data["n"])).T)
+    return X
 
 
 def _valid_fit(est, X, mclust_name):
@@ -192,8 +204,8 @@ def test_bic_table_matches_mclustbic(dataset):
     proportion estimated as zero) are valid fits with MapEM's own defaults."""
     tables = _bic_tables()
     data = tables["data"][dataset]
-    n, d = data["n"], data["d"]
-    X = np.reshape(data["X"], (d, n)).T
+    X = _dataset(dataset)
+    d = X.shape[1]
     checked, failed_in_mclust = 0, 0
     for mclust_name in MODELS:
         for g, start, want in zip(tables["G"], data["starts"], data["bic"][mclust_name], strict=True):
@@ -223,8 +235,7 @@ def test_models_mclust_has_no_prior_for_are_valid_fits(dataset):
     """VEE, EVE, VVE and EVV: mclust fits them only without a prior (mclustBIC with
     ``priorControl()`` leaves them out), so there is no reference; MapEM fits them under the
     restricted conjugate prior (docs/MATH.md), and every fit is one of the model's mixtures."""
-    data = _bic_tables()["data"][dataset]
-    X = np.reshape(data["X"], (data["d"], data["n"])).T
+    X = _dataset(dataset)
     for mclust_name in NO_MCLUST_PRIOR:
         for g in (1, 2, 3, 5, 9):
             with warnings.catch_warnings():

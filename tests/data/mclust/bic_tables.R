@@ -1,6 +1,7 @@
 # Reference BIC tables of R's mclust under its default conjugate prior (priorControl()), for
 # tests/test_mclust.py.  Run from this folder:  Rscript bic_tables.R
-# Writes bic_tables.json: for iris, faithful and diabetes (mclust's data sets), the data, the
+# Writes iris.csv, faithful.csv and diabetes.csv (the data sets as mclust has them) and
+# bic_tables.json: for iris, faithful and diabetes (mclust's data sets), the data, the
 # hierarchical-clustering partition mclustBIC starts each G from (hc on the SVD-transformed
 # data, mclust.options("hcUse")), and mclustBIC's table for G = 1..9 and the ten models mclust
 # has a prior for, with EM run to a relative log-likelihood change of 1e-14 (the inner
@@ -16,6 +17,7 @@ num <- function(x) paste0("[", paste(ifelse(is.na(x), "null", sprintf("%.17g", a
 out <- c()
 for (name in names(sets)) {
   X <- sets[[name]]
+  write.csv(X, paste0(name, ".csv"), row.names = FALSE)  # the data set as mclust has it
   pairs <- hc(X, modelName = mclust.options("hcModelName"), use = mclust.options("hcUse"))
   starts <- sapply(G, function(g) num(if (g == 1) rep(1, nrow(X)) else hclass(pairs, g)))
   bic <- mclustBIC(X, G = G, modelNames = models, prior = priorControl(), control = ctrl)
