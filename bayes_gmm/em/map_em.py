@@ -10,7 +10,13 @@ from sklearn.utils.validation import check_is_fitted
 from bayes_gmm.em import engine
 from bayes_gmm.em.base import BaseGaussianMixtureEM
 from bayes_gmm.em.validation import check_data
-from bayes_gmm.model.families import GaussianParams, SufficientStatistics, get_family, same_family
+from bayes_gmm.model.families import (
+    COVARIANCE_FAMILIES,
+    GaussianParams,
+    SufficientStatistics,
+    get_family,
+    same_family,
+)
 from bayes_gmm.model.prior import NIWPrior
 from bayes_gmm.model.scaling import column_scaling, transforms_by_rows
 
@@ -276,7 +282,7 @@ def _warn_unequal_scales(scaling, covariance_type: str, reason: str) -> None:
             f"standard deviations of X differ by a factor of about {ratio:.3g}: the widest columns "
             "will decide the clusters. Standardise X first (sklearn.pipeline.make_pipeline("
             "StandardScaler(), MapEM(...))) or use a covariance type whose fit does not depend on "
-            "the columns' units (full, tied, diag, EEI, VEI, EVI, VEE, EVV).",
+            f"the columns' units ({', '.join(n for n, f in COVARIANCE_FAMILIES.items() if not f.common_scale)}).",
             UserWarning,
             stacklevel=4,
         )

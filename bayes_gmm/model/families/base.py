@@ -85,14 +85,18 @@ class CovarianceFamily:
     name: ClassVar[str]
     #: mclust's name of the model (``"VVV"`` for full, ...; docs/MATH.md, "mclust's models").
     mclust_name: ClassVar[str] = ""
-    #: Whether the posterior layer has a PyMC form of the model (``bayes_gmm.bayes``); when
-    #: False, :attr:`posterior_form_missing` says why.
-    posterior_form: ClassVar[bool] = True
+    #: Why the posterior layer (``bayes_gmm.bayes``) has no PyMC form of the model; empty when
+    #: it has one (:attr:`posterior_form`).
+    posterior_form_missing: ClassVar[str] = ""
     #: Whether the M-step is the exact maximiser of the complete-data log-posterior, so that
     #: EM's objective never decreases (False only for mclust's EEI update, which keeps the
     #: weighted means; see its docstring).
     exact_mode: ClassVar[bool] = True
-    posterior_form_missing: ClassVar[str] = ""
+
+    @property
+    def posterior_form(self) -> bool:
+        """Whether the posterior layer has a PyMC form of the model."""
+        return not self.posterior_form_missing
     #: Named dimensions of ``covariances_`` (and of each draw's covariances in a posterior):
     #: ``component`` (K), ``feature`` (d) and ``feature_bis`` (d, the second matrix index).
     covariance_dims: ClassVar[tuple[str, ...]]

@@ -35,9 +35,10 @@ from typing import ClassVar
 
 import numpy as np
 
+from bayes_gmm.model.densities import log_mvnormal
 from bayes_gmm.model.families.diag import DiagCovariance
 from bayes_gmm.model.families.full import FullCovariance
-from bayes_gmm.model.families.kernels import LOG_2PI, ordered_safe
+from bayes_gmm.model.families.kernels import ordered_safe
 from bayes_gmm.model.families.spherical import SphericalCovariance
 
 #: Why the constrained models have no PyMC form yet (``CovarianceFamily.posterior_form_missing``).
@@ -52,7 +53,6 @@ class _Constrained:
     """What every constrained model shares: its M-step from counts and scatters, mclust's
     parameter count, no PyMC form and no prior draws."""
 
-    posterior_form = False
     posterior_form_missing = NO_POSTERIOR_FORM
     #: ``n_cov_parameters`` as mclust's ``nVarParams``: a function of (K, d).
     _count: ClassVar
@@ -88,20 +88,13 @@ class _Constrained:
     def _map_covariances(self, stats, prior, diff, shrink):
         k, d = diff.shape
         T = self._prior_scales(prior, k, d) + self._scatter_part(stats.scatter, diff, shrink)
-        return self._stored(self._solve(T, stats.nk + self._pseudo_counts(prior, k, d) + 1.0, d, stats.start))
+        return self._solve(T, stats.nk + self._pseudo_counts(prior, k, d) + 1.0, d, stats.start)
 
     def ml_step(self, stats, reg_covar=0.0):
         k, d = stats.xbar.shape
         T = self._scatter_part(stats.scatter, stats.xbar, np.zeros(k))
-        cov = self._stored(self._solve(T, ordered_safe(stats.nk), d, stats.start))
-        return stats.xbar.copy(), cov + self._stored_identity(k, d) * reg_covar
-
-    def _stored(self, covariances: np.ndarray) -> np.ndarray:
-        """The solver's covariances in the stored shape."""
-        return covariances
-
-    def _stored_identity(self, k: int, d: int) -> np.ndarray:
-        return self.identity_covariances(k, d)
+        cov = self._solve(T, ordered_safe(stats.nk), d, stats.start)
+        return stats.xbar.copy(), cov + self.identity_covariances(k, d) * reg_covar
 
 
 class ConstrainedMatrix(_Constrained, FullCovariance):
@@ -153,12 +146,10 @@ class MclustPrior(_Constrained):
             P = (P / d)[:, None, None] * np.eye(d)
         elif P.ndim == 2:  # diagonal
             P = P[..., None] * np.eye(d)
-        _, logdet = np.linalg.slogdet(cov)
-        inv = np.linalg.inv(cov)
-        diff = means - prior.m0
-        trace = np.einsum("kij,kji->k", inv, P)
-        quad = prior.kappa0 * np.einsum("ki,kij,kj->k", diff, inv, diff)
-        log_normal = -0.5 * (d * (LOG_2PI - np.log(prior.kappa0)) + logdet + quad)
+        chol = np.linalg.cholesky(cov)
+        logdet = 2.0 * np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)), axis=1)
+        trace = np.einsum("kij,kji->k", np.linalg.inv(cov), P)
+        log_normal = log_mvnormal(means, prior.m0, chol / np.sqrt(prior.kappa0))  # N(m0, Sigma_k / kappa0)
         q = self._pseudo_counts(prior, k, d)
         return float(np.sum(-0.5 * q * logdet - 0.5 * trace + log_normal))
 

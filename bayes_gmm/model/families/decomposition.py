@@ -16,8 +16,9 @@ Govaert (1995) with those counts and scatters; the orientation shared by EVE and
 minorise-maximise step of Browne & McNicholas (2014).
 
 Pure NumPy.  The alternating updates (VEI, VEV, VEE) stop when no parameter changes by more
-than ``tol`` relative, the orientation's (EVE, VVE) when ``F`` does (or after ``max_iter``
-rounds); each round does not increase ``F``.
+than ``tol`` relative (or after ``max_iter`` rounds), the rotations of a shared orientation
+(EVE, VVE) when no angle and no diagonal entry does (or after ``max_sweeps`` sweeps); each round
+does not increase ``F``.
 """
 
 from __future__ import annotations
@@ -41,14 +42,6 @@ def eigh_descending(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Eigenvalues (..., d), largest first, and the eigenvectors as columns (..., d, d)."""
     values, vectors = np.linalg.eigh(S)
     return values[..., ::-1], vectors[..., ::-1]
-
-
-def _objective(c: np.ndarray, logdet: np.ndarray, trace: np.ndarray) -> float:
-    return float(np.sum(c * logdet + trace))
-
-
-def _stopped(old: float, new: float, tol: float) -> bool:
-    return abs(old - new) <= tol * max(abs(new), 1.0)
 
 
 def _relative_change(old: np.ndarray, new: np.ndarray) -> float:
