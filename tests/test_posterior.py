@@ -308,6 +308,27 @@ def test_relabel_flags_ambiguous_draws(fitted, rng):
     assert np.all(info["cost_gap"].values < 0.1)
 
 
+@pytest.mark.parametrize("k", [2, 3, 4, 6])
+def test_second_best_gap_is_the_brute_force_one(k, rng):
+    import itertools
+
+    from scipy.optimize import linear_sum_assignment
+
+    costs = rng.exponential(size=(40, k, k)) * rng.uniform(1e-3, 1e3, size=(40, 1, 1))
+    costs[:5] = np.round(costs[:5])  # ties: a gap of exactly 0
+    costs[5, :, :] = 1.0  # every assignment costs the same
+    perms = np.empty((40, k), dtype=np.int64)
+    for i, cost in enumerate(costs):
+        rows, cols = linear_sum_assignment(cost)
+        perms[i, cols] = rows
+    every = np.array([[c[np.arange(k), p].sum() for p in itertools.permutations(range(k))] for c in costs])
+    ordered = np.sort(every, axis=1)
+    gaps = draws._second_best_gaps(costs, perms)
+    np.testing.assert_allclose(gaps, ordered[:, 1] - ordered[:, 0], rtol=1e-12, atol=1e-9 * costs.max())
+    assert gaps[5] == 0.0 and np.all(gaps >= -1e-9 * costs.max())
+    assert np.all(np.isinf(draws._second_best_gaps(costs[:, :1, :1], perms[:, :1])))
+
+
 def test_relabel_rejects_bad_input(fitted, rng):
     post = _fake_posterior(fitted["full"], rng)
     with pytest.raises(ValueError, match="ambiguity_tol"):

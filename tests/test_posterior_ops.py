@@ -43,3 +43,19 @@ def test_vectorisable_exp_is_within_two_ulp():
     want = np.exp(np.maximum(x, -708.0))
     assert np.all(np.abs(out - want) <= 2 * np.spacing(want))
     np.testing.assert_array_equal(posterior_ops._exp_nonpositive(np.zeros(3), np.empty(3)), 1.0)
+
+
+def test_compiled_kernel_exp_and_responsibilities_are_accurate(rng):
+    # the numba kernel as the sampler runs it (PyTensor's fastmath flags): responsibilities of
+    # two components whose log-ratio spans the exponential's whole range, against NumPy
+    x = -np.concatenate([np.linspace(0.0, 1.0, 501), np.geomspace(1e-300, 745.0, 2000)])
+    f = pt.matrix("f", shape=(None, 1))
+    c = pt.matrix("c", shape=(2, 1))
+    b = pt.vector("b", shape=(2,))
+    fn = pytensor.function([f, c, b], posterior_ops.mixture_logsumexp(f, c, b), mode="NUMBA")
+    # component 1: c_i1 = -0.5 * (-2 x_i) = x_i; component 0: 0
+    ll, resp = fn(x[:, None], np.array([[0.0], [-2.0]]), np.zeros(2))
+    e = np.exp(np.maximum(x, -708.0))
+    np.testing.assert_allclose(ll, np.log1p(e), rtol=4e-16, atol=4e-16)
+    np.testing.assert_allclose(resp[1], e / (1.0 + e), rtol=4 * np.finfo(float).eps, atol=0)
+    np.testing.assert_allclose(resp[0], 1.0 / (1.0 + e), rtol=4 * np.finfo(float).eps)

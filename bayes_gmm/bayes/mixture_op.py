@@ -25,7 +25,7 @@ from pytensor.graph.op import Op
 __all__ = ["MixtureLogSumExp", "mixture_logsumexp"]
 
 #: Changes when the numba kernel changes (PyTensor's on-disk numba cache keys on it).
-_KERNEL_VERSION = 2
+_KERNEL_VERSION = 5
 
 _LOG2E = 1.4426950408889634
 _LN2_HI = 0.6931471803691238
@@ -33,7 +33,7 @@ _LN2_LO = 1.9082149292705877e-10
 
 
 def _exp_nonpositive(values, out):
-    """``exp`` of entries <= 0 into ``out`` (may be ``values``): ``2^m p(r)``, ``x = m ln 2 + r``."""
+    """``exp`` of entries <= 0 into ``out`` (another array: see :func:`_kernel`): ``2^m p(r)``, ``x = m ln 2 + r``."""
     bits = out.view(np.int64)
     for i in range(values.size):
         x = max(values[i], -708.0)  # below: exp underflows to a subnormal; 2^-1022 p is close
@@ -58,31 +58,40 @@ def _exp_nonpositive(values, out):
 
 
 def _kernel(features, coef, bias):
-    """``ll`` (n,) and the responsibilities transposed, (K, n): the loops run along the rows."""
+    """``ll`` (n,) and the responsibilities transposed, (K, n): the loops run along the rows.
+
+    The exponentials go to a new array: written in place (``values`` and ``out`` the same
+    array) the loop did not vectorise and took 4x as long (52 against 13 us on 10^4 entries).
+    """
     comp = np.dot(coef, np.ascontiguousarray(features.T))  # (K, n)
     k, n = comp.shape
-    top = np.full(n, -np.inf)
+    top = np.empty(n)
+    for i in range(n):
+        top[i] = bias[0] - 0.5 * comp[0, i]
     for j in range(k):
+        b = bias[j]
         for i in range(n):
-            comp[j, i] = bias[j] - 0.5 * comp[j, i]
-            top[i] = max(top[i], comp[j, i])
+            v = b - 0.5 * comp[j, i]
+            comp[j, i] = v
+            t = top[i]
+            top[i] = v if v > t else t  # not max(): the comparison vectorises
     for j in range(k):
         for i in range(n):
             comp[j, i] -= top[i]
-    flat = comp.reshape(k * n)
-    _exp_nonpositive_jit(flat, flat)
+    resp = np.empty((k, n))
+    _exp_nonpositive_jit(comp.reshape(k * n), resp.reshape(k * n))
     total = np.zeros(n)
     for j in range(k):
         for i in range(n):
-            total[i] += comp[j, i]
+            total[i] += resp[j, i]
     ll = np.empty(n)
     for i in range(n):
         ll[i] = top[i] + np.log(total[i])
         total[i] = 1.0 / total[i]
     for j in range(k):
         for i in range(n):
-            comp[j, i] *= total[i]
-    return ll, comp
+            resp[j, i] *= total[i]
+    return ll, resp
 
 
 class MixtureLogSumExp(Op):
@@ -138,7 +147,10 @@ def _register_numba() -> None:
         from pytensor.link.numba.dispatch import basic as numba_basic
     except ImportError:  # pragma: no cover - numba not installed: Python and C modes only
         return
-    _exp_nonpositive_jit = numba_basic.numba_njit(_exp_nonpositive)
+    # only "contract" (fused multiply-adds): with PyTensor's default flags ("reassoc") the
+    # two-part reduction x - m ln2_hi - m ln2_lo became one product,
+    # 100 ulp off at x = -130; "nnan" and "ninf" would let a NaN through as a number
+    _exp_nonpositive_jit = numba_basic.numba_njit(_exp_nonpositive, fastmath={"contract"})
 
     @numba_basic.register_funcify_default_op_cache_key(MixtureLogSumExp)
     def _numba_mixture_logsumexp(op, node=None, **kwargs):
