@@ -341,6 +341,29 @@ def test_scaling_pass_moments_equal_the_standardised_rows_moments(rng, weighted,
     assert scaling.column_scaling(X, w, common=common).moments is None
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_scaling_first_pass_sums_blocks_in_their_own_units(rng, monkeypatch, weighted):
+    """The range and the mean come from one pass, each block summed in a unit of its own:
+    the centre equals the mean summed in the final unit, with blocks whose magnitudes differ by
+    up to 1e280 and (weighted) ignored rows holding 1e300."""
+    n = 700
+    X = rng.normal(size=(n, 3)) + 2.0
+    X[:, 0] *= 10.0 ** np.repeat([-140.0, 0.0, 140.0, -3.0], n // 4)[:n]  # one magnitude a block
+    X[:, 1] *= 1e-140
+    w = rng.random(n) * 3 if weighted else None
+    if weighted:
+        w[::7] = 0.0
+        X[::7, 2] = 1e300  # rows the scaling must ignore
+    monkeypatch.setattr(scaling, "_ROWS", n // 4)
+    s = scaling.column_scaling(X, w)
+    live = slice(None) if w is None else w > 0
+    weights = np.ones(n) if w is None else w
+    unit = 2.0 ** np.round(np.log2(np.max(np.abs(X[live]), axis=0)))
+    want = (weights[live] @ (X[live] / unit)) / weights[live].sum() * unit
+    np.testing.assert_allclose(s.center, want, rtol=1e-14)
+    assert np.all(np.isfinite(s.scale)) and np.all(s.scale > 0)
+
+
 def test_large_fit_takes_the_prior_moments_from_the_scaling_pass(rng, tmp_path, monkeypatch):
     """A memmap is standardised as it is read; its prior's moments come from the scaling's
     pass (no column_moments pass) and equal the in-memory fit's to rounding."""
@@ -407,20 +430,23 @@ def test_dask_sample_weight_and_lazy_finiteness_check(rng):
 
 
 @pytest.mark.parametrize(
-    ("stacked_max_d", "gemm_max_d", "pairs_max_d"),
-    [(0, 0, 0), (100, 0, 0), (100, 100, 0), (100, 100, 16)],
-    ids=["trmm-syrk", "stacked-gemm-syrk", "gemm", "pairs"],
+    ("stacked_max_d", "gemm_max_d", "pairs_max_d", "piece_rows"),
+    [(0, 0, 0, 20), (100, 0, 0, 20), (100, 0, 0, 2), (100, 100, 0, 3), (100, 100, 16, 20)],
+    ids=["trmm-syrk", "stacked-gemm-syrk", "pieces-syrk", "pieces-gemm", "pairs"],
 )
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_full_kernel_paths_equal_reference(rng, monkeypatch, stacked_max_d, gemm_max_d, pairs_max_d, dtype):
+def test_full_kernel_paths_equal_reference(rng, monkeypatch, stacked_max_d, gemm_max_d, pairs_max_d, piece_rows, dtype):
     """Every whitening/moment path of the full family: one TRMM per component (d above
-    ``kernels.STACKED_GEMM_MAX_D``) or one stacked GEMM for all, then one SYRK per component (d above
-    ``kernels.GEMM_MAX_D``) or batched products; and the pairwise-products path (float64, small d)."""
+    ``kernels.STACKED_GEMM_MAX_D``) or stacked GEMMs for all (one, or one per piece of rows of
+    the triangular factors: ``kernels.WHITEN_PIECE_ROWS``), then one SYRK per component (d
+    above ``kernels.GEMM_MAX_D``) or batched products; and the pairwise-products path (float64,
+    small d)."""
     from bayes_gmm.model.families import kernels
 
     monkeypatch.setattr(kernels, "STACKED_GEMM_MAX_D", stacked_max_d)
     monkeypatch.setattr(kernels, "GEMM_MAX_D", gemm_max_d)
     monkeypatch.setattr(kernels, "PAIRS_MAX_D", pairs_max_d)
+    monkeypatch.setattr(kernels, "WHITEN_PIECE_ROWS", piece_rows)
     family = get_family("full")
     X = _data(rng, n=1500, d=6)
     params = _random_params(family, rng, 3, 6)

@@ -40,16 +40,19 @@ _TRMM = {np.dtype(np.float64): (_blas_function("dtrmm", ctypes.c_double), ctypes
 
 
 def trmm_right_upper(Q: np.ndarray, out: np.ndarray) -> None:
-    """``out <- (out^T Q)^T`` in place, ``Q`` upper triangular; ``out`` (p, m) C-ordered.
+    """``out <- (out^T Q)^T`` in place, ``Q`` upper triangular; ``out`` (p, m), rows contiguous.
 
-    ``out`` in C order is the column-major (m, p) matrix ``B = out^T``; BLAS computes
-    ``B <- B Q`` (side right, upper, no transpose) reading only the upper triangle of ``Q``
-    (p, p), which must be in Fortran order and of ``out``'s dtype (float32 or float64).
+    ``out`` (each row contiguous, rows ``ld`` elements apart, ``ld >= m``) is the column-major
+    (m, p) matrix ``B = out^T`` with leading dimension ``ld``; BLAS computes ``B <- B Q`` (side
+    right, upper, no transpose) reading only the upper triangle of ``Q`` (p, p), which must be
+    in Fortran order and of ``out``'s dtype (float32 or float64).
     """
     p, m = out.shape
-    if Q.shape != (p, p) or Q.dtype != out.dtype or not Q.flags.f_contiguous or not out.flags.c_contiguous:
-        raise ValueError("trmm_right_upper needs a Fortran (p, p) Q and a C (p, m) out of one dtype.")
+    item = out.dtype.itemsize
+    rows_ok = out.strides[1] == item and out.strides[0] % item == 0 and out.strides[0] >= m * item
+    if Q.shape != (p, p) or Q.dtype != out.dtype or not Q.flags.f_contiguous or not rows_ok:
+        raise ValueError("trmm_right_upper needs a Fortran (p, p) Q and a (p, m) out with contiguous rows, one dtype.")
     trmm, real = _TRMM[out.dtype]
-    rows, cols, lda = ctypes.c_int(m), ctypes.c_int(p), ctypes.c_int(p)
+    rows, cols, lda, ldb = ctypes.c_int(m), ctypes.c_int(p), ctypes.c_int(p), ctypes.c_int(out.strides[0] // item)
     trmm(b"R", b"U", b"N", b"N", ctypes.byref(rows), ctypes.byref(cols), ctypes.byref(real(1.0)),
-         Q.ctypes.data, ctypes.byref(lda), out.ctypes.data, ctypes.byref(rows))
+         Q.ctypes.data, ctypes.byref(lda), out.ctypes.data, ctypes.byref(ldb))

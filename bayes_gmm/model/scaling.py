@@ -62,6 +62,12 @@ def _pow2(x: np.ndarray) -> np.ndarray:
     return np.ldexp(1.0, np.round(np.log2(x)).astype(int))
 
 
+def _unit(magnitude: np.ndarray) -> np.ndarray:
+    """The working unit of columns whose largest absolute value is ``magnitude``: a power of
+    two near it, 1 for a column of zeros."""
+    return np.where(magnitude > 0, _pow2(np.where(magnitude > 0, magnitude, 1.0)), 1.0)
+
+
 @dataclass(frozen=True)
 class ColumnScaling:
     """The map ``z = (x - center) / scale`` between data and standardised units.
@@ -112,7 +118,7 @@ class ColumnScaling:
         X = np.asarray(X)
         dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
         Z = np.subtract(X, self.center[columns], dtype=np.float64)
-        Z /= self.scale[columns]
+        Z *= 1.0 / self.scale[columns]  # a product is cheaper than a quotient, row after row
         return Z.astype(dtype, copy=False)
 
     def means_to_data(self, means: np.ndarray) -> np.ndarray:
@@ -182,33 +188,49 @@ def column_scaling(
     d = X.shape[1]
     lo = np.full(d, np.inf)
     hi = np.full(d, -np.inf)
+    # work in units of a power of two near each column's magnitude: no overflow in the sums.
+    # One pass finds the range and sums each block in its own unit; a block's sum is then
+    # brought to the final unit by a power of two, exactly: the same sums as a second pass
+    # in the final unit would give, one pass over the data fewer.
+    total = 0.0
+    block_sums = []
     for Xb, wb in _row_blocks(X, sample_weight):
         if wb is not None:
-            Xb = Xb[wb > 0]
-        if Xb.shape[0]:
-            lo = np.minimum(lo, Xb.min(axis=0))
-            hi = np.maximum(hi, Xb.max(axis=0))
+            live = wb > 0
+            Xb, wb = Xb[live], wb[live]
+        if not Xb.shape[0]:
+            continue
+        block_lo, block_hi = Xb.min(axis=0), Xb.max(axis=0)
+        lo = np.minimum(lo, block_lo)
+        hi = np.maximum(hi, block_hi)
+        block_unit = _unit(np.maximum(np.abs(block_lo), np.abs(block_hi)).astype(np.float64))
+        Yb = np.multiply(Xb, 1.0 / block_unit, dtype=np.float64)  # a power of two: exact, as / is
+        block_sums.append((Yb.sum(axis=0) if wb is None else wb @ Yb, block_unit))
+        total += Yb.shape[0] if wb is None else float(np.sum(wb))
     constant = lo == hi
-    # work in units of a power of two near each column's magnitude: no overflow in the sums
     with np.errstate(over="ignore"):
         spread = hi.astype(np.float64) - lo.astype(np.float64)
     magnitude = np.maximum(np.abs(lo), np.abs(hi)).astype(np.float64)
-    unit = np.where(magnitude > 0, _pow2(np.where(magnitude > 0, magnitude, 1.0)), 1.0)
-    total = 0.0
+    unit = _unit(magnitude)
     first = np.zeros(d)
-    for Xb, wb in _row_blocks(X, sample_weight):
-        Yb = np.asarray(Xb, dtype=np.float64) / unit
-        first += Yb.sum(axis=0) if wb is None else wb @ Yb
-        total += Yb.shape[0] if wb is None else float(np.sum(wb))
+    for block_sum, block_unit in block_sums:
+        first += block_sum * (block_unit / unit)
     mean_u = first / total
     second = np.zeros(d)
     cross = np.zeros((d, d)) if moments else None
     for Xb, wb in _row_blocks(X, sample_weight):
-        Db = np.asarray(Xb, dtype=np.float64) / unit - mean_u
-        if cross is not None:
+        if wb is not None:  # a row of weight 0 can hold anything (its square may overflow)
+            live = wb > 0
+            Xb, wb = Xb[live], wb[live]
+        Db = np.multiply(Xb, 1.0 / unit, dtype=np.float64)
+        Db -= mean_u
+        if cross is not None:  # its diagonal is the sum of squares
             cross += Db.T @ (Db if wb is None else Db * wb[:, None])
+            continue
         Db *= Db
         second += Db.sum(axis=0) if wb is None else wb @ Db
+    if cross is not None:
+        second = np.diagonal(cross).copy()
     var_u = second / (total - 1.0 if total > 1.0 else 1.0)
     center = np.where(constant, lo, mean_u * unit)
     sd = np.sqrt(var_u) * unit

@@ -16,7 +16,6 @@ from bayes_gmm.model.families.kernels import (
     ordered_safe,
     params_cache,
     scratch,
-    squared_norms_t,
     triangular_inverse,
     work_dtype,
 )
@@ -95,28 +94,30 @@ class FullCovariance(MatrixFamily):
         return np.sum(np.log(np.diagonal(prec_chol, axis1=1, axis2=2)), axis=1)
 
     def _block_log_prob(self, X, params):
-        """Augmented whitened block ``Z`` (K, d+1, m): ``Z[:, 0]`` is 1, ``Z[:, 1:]`` is y.
+        """Augmented whitened block ``Z`` (d+1, K, m): ``Z[0]`` is 1, ``Z[1:, k]`` is y of component k.
 
         The row of ones makes each component's count and first moment come out of the same
-        matrix product as its second moment.  ``Z`` and the log-densities are scratch arrays
-        of this thread.
+        matrix product as its second moment.  Row ``j`` of every component is contiguous
+        (``Z[j]`` is (K, m)), so that rows ``lo:hi`` of all components come out of one product
+        (:func:`_augmented_whitener`).  ``Z`` and the log-densities are scratch arrays of this
+        thread.
         """
         k, d = params.means.shape
         m = X.shape[0]
         dtype = work_dtype(X)
         if dtype == np.float64 and d <= kernels.PAIRS_MAX_D:
             return _pairwise_log_prob(X, params, _block_constants(self, params, dtype))
-        Z = scratch("Z", (k, d + 1, m), dtype)
+        Z = scratch("Z", (d + 1, k, m), dtype)
         log_prob = scratch("log_prob", (k, m), dtype)
-        center, A, Q = _augmented_whitener(params, dtype)
+        center, pieces, Q = _augmented_whitener(params, dtype)
         Xa = _augmented_rows(X, center)
-        if d <= kernels.STACKED_GEMM_MAX_D:  # all components in one general product
-            np.matmul(A, Xa, out=Z.reshape(k * (d + 1), m))
-            squared_norms_t(Z[:, 1:], out=log_prob)
-        else:  # half the flops; each component's norms while its block is still in cache
+        if d <= kernels.STACKED_GEMM_MAX_D:  # all components in a few general products
+            for A, lo, hi in pieces:
+                np.matmul(A, Xa[:hi], out=Z[lo:hi].reshape((hi - lo) * k, m))
+        else:  # half the flops
             for j in range(k):
-                _whiten_component(Xa, Q[j], Z[j])
-                np.einsum("dm,dm->m", Z[j, 1:], Z[j, 1:], out=log_prob[j])
+                _whiten_component(Xa, Q[j], Z[:, j])
+        _squared_norms(Z[1:], out=log_prob)
         log_prob *= -0.5
         log_prob += _block_constants(self, params, dtype)[:, None]
         return Z, log_prob
@@ -131,16 +132,17 @@ class FullCovariance(MatrixFamily):
         """
         if Z.ndim == 2:  # the pairwise products of _pairwise_log_prob
             return _pairwise_moments(Z, resp, params)
-        d = Z.shape[1] - 1
+        d = Z.shape[0] - 1
+        by_component = Z.transpose(1, 0, 2)  # (K, d+1, m), rows strided
         if d <= kernels.GEMM_MAX_D:
-            W = np.multiply(Z, resp[:, None, :], out=scratch("W", Z.shape, Z.dtype))
-            G = np.matmul(W, Z.transpose(0, 2, 1))
+            W = np.multiply(by_component, resp[:, None, :], out=scratch("W", by_component.shape, Z.dtype))
+            G = np.matmul(W, by_component.transpose(0, 2, 1))
         else:
             root = np.sqrt(resp)
             keep = resp > kernels.NEGLIGIBLE_SHARE * resp.sum(axis=1, dtype=np.float64, keepdims=True)
             sparse = np.count_nonzero(keep, axis=1) <= (1.0 - kernels.SPARSE_ZERO_SHARE) * resp.shape[1]
-            G = np.empty((Z.shape[0], d + 1, d + 1), dtype=Z.dtype)
-            for j, Zj in enumerate(Z):
+            G = np.empty((Z.shape[1], d + 1, d + 1), dtype=Z.dtype)
+            for j, Zj in enumerate(by_component):
                 W = _weighted_rows(Zj, root[j], keep[j] if sparse[j] else None)
                 np.matmul(W, W.T, out=G[j])
         G = G.astype(np.float64, copy=False)
@@ -205,14 +207,16 @@ def _block_constants(family: CovarianceFamily, params: GaussianParams, dtype) ->
     return params_cache(params, ("constants", dtype), compute)
 
 
-def _augmented_whitener(params: GaussianParams, dtype) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+def _augmented_whitener(params: GaussianParams, dtype) -> tuple[np.ndarray, list[tuple], list[np.ndarray]]:
     """The augmented precision factors of the components (see ``FullCovariance._block_log_prob``).
 
     ``Q_k = [[1, -(mu_k - c) P_k], [0, P_k]]`` ((d+1) x (d+1), upper triangular) maps the row
     ``[1, x - c]`` to ``[1, (x - mu_k) P_k]``; ``c`` (d,), the mean of the means, keeps this
-    accurate far from the origin.  Returns ``(c, A, Q)`` in ``dtype``: ``A`` (K (d+1), d+1)
-    stacks the ``Q_k^T`` (one product whitens for all components) and ``Q`` lists the
-    ``Q_k`` in Fortran order (one TRMM each).
+    accurate far from the origin.  Returns ``(c, pieces, Q)`` in ``dtype``: ``pieces`` lists
+    ``(A, lo, hi)``, ``A`` ((hi - lo) K, hi) the rows ``lo:hi`` of every ``Q_k^T`` (row-major
+    by row, then component) without their columns ``hi:``, which are zero (one product per
+    piece whitens those rows for all components; ``kernels.WHITEN_PIECE_ROWS``); ``Q`` lists
+    the ``Q_k`` in Fortran order (one TRMM each).
     """
 
     def compute():
@@ -225,8 +229,14 @@ def _augmented_whitener(params: GaussianParams, dtype) -> tuple[np.ndarray, np.n
         Q[:, 0, 1:] = -np.einsum("kd,kde->ke", params.means - center, P)
         Q[:, 1:, 1:] = P
         Q = Q.astype(dtype)
-        A = np.ascontiguousarray(Q.transpose(0, 2, 1)).reshape(k * (d + 1), d + 1)
-        return center.astype(dtype), A, [np.asfortranarray(q) for q in Q]
+        by_row = Q.transpose(2, 0, 1)  # [j, k, :] = row j of Q_k^T
+        n_pieces = min(kernels.WHITEN_MAX_PIECES, -(-(d + 1) // kernels.WHITEN_PIECE_ROWS))
+        bounds = np.linspace(0, d + 1, n_pieces + 1).round().astype(int)
+        pieces = [
+            (np.ascontiguousarray(by_row[lo:hi, :, :hi]).reshape((hi - lo) * k, hi), int(lo), int(hi))
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+        return center.astype(dtype), pieces, [np.asfortranarray(q) for q in Q]
 
     return params_cache(params, ("whitener", dtype), compute)
 
@@ -304,9 +314,14 @@ def _augmented_rows(X: np.ndarray, center: np.ndarray) -> np.ndarray:
 
 def _whiten_component(Xa: np.ndarray, Q: np.ndarray, out: np.ndarray) -> None:
     """``out`` (d+1, m) <- ``(Xa^T Q)^T`` with ``Q`` upper triangular: one in-place TRMM
-    (GIL released, so the block threads run it concurrently)."""
+    (GIL released, so the block threads run it concurrently); ``out``'s rows may be strided."""
     out[...] = Xa
     trmm_right_upper(Q, out)
+
+
+def _squared_norms(Y: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``sum_j Y[j]**2`` (K, m) of Y (d, K, m), into ``out`` (einsum: 1.5-2x a loop over j)."""
+    return np.einsum("jkm,jkm->km", Y, Y, out=out)
 
 
 def _weighted_rows(Zj: np.ndarray, root: np.ndarray, keep: np.ndarray | None) -> np.ndarray:

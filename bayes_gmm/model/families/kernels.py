@@ -27,14 +27,23 @@ BATCHED_CHOLESKY_MAX_D = 8
 #: Up to this dimension the full family gets a block's moments from batched general products;
 #: above it, from one symmetric product (SYRK) per component, which does half the flops.
 GEMM_MAX_D = 24
-#: Up to this dimension the full family whitens a block with one general matrix product for
-#: all components; above it, with one triangular product (TRMM) per component, half the flops.
-#: One product is as fast as K TRMMs on one thread up to d = 100 (measured on an Intel Xeon VM,
-#: OpenBLAS SkylakeX: 382 vs 379 ms per iteration at (1e5, 100, 5)) and far faster on two:
-#: K small calls per block, each with its copy, made the two block threads wait on each other
-#: (two threads 1316 ms per iteration at (2e5, 50, 20) against 795 ms on one; with the one
-#: product 617 ms).  At d = 200 TRMM is faster (408 against 483 ms per iteration, one thread).
+#: Up to this dimension the full family whitens a block with general matrix products for all
+#: components at once (a few pieces of rows, below); above it, with one triangular product
+#: (TRMM) per component, half the flops.  One product was as fast as K TRMMs on one thread up
+#: to d = 100 (measured on an Intel Xeon VM, OpenBLAS SkylakeX: 382 vs 379 ms per iteration at
+#: (1e5, 100, 5)) and far faster on two: K small calls per block, each with its copy, made the
+#: two block threads wait on each other (two threads 1316 ms per iteration at (2e5, 50, 20)
+#: against 795 ms on one; with the one product 617 ms).  At d = 200 TRMM was faster than one
+#: product (408 against 483 ms per iteration, one thread) and as fast as the pieces.
 STACKED_GEMM_MAX_D = 128
+#: The stacked product whitens rows ``lo:hi`` of every component's ``Q_k^T`` (lower
+#: triangular) in one product with rows ``:hi`` of the block: about this many rows a piece, at
+#: most ``WHITEN_MAX_PIECES`` pieces, so that the zeros above the diagonal are mostly skipped.
+#: Four pieces did 0.74 of one product's time at (d, K) = (100, 5) and 0.66 at (50, 20), one
+#: thread (Intel Xeon VM, OpenBLAS SkylakeX); at d = 128 faster than K TRMMs (2.8 against 3.0 ms
+#: a block), at d = 200 equal.
+WHITEN_PIECE_ROWS = 20
+WHITEN_MAX_PIECES = 4
 #: Up to this dimension float64 blocks go through the pairwise-product kernel.
 PAIRS_MAX_D = 16
 #: A component's rows whose responsibility is negligible are left out of its SYRK when they
