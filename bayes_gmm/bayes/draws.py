@@ -191,7 +191,7 @@ def _second_best_gaps(costs: np.ndarray, perms: np.ndarray) -> np.ndarray:
         return np.full(s, np.inf)
     rows = np.take_along_axis(costs, perms[:, :, None], axis=1)  # (S, K, K): row of column a
     with np.errstate(invalid="ignore"):
-        dist = rows - np.take_along_axis(rows, np.arange(k)[None, :, None], axis=2)
+        dist = rows - np.diagonal(rows, axis1=1, axis2=2)[:, :, None]
     dist[np.isnan(dist)] = np.inf
     dist[:, np.arange(k), np.arange(k)] = np.inf  # a row that keeps its column is no move
     for m in range(k):

@@ -160,6 +160,16 @@ class ScaledRows:
 
 
 def _row_blocks(X, sample_weight):
+    """``(rows, their weights or None)`` by blocks; rows of weight 0 are left out (such a row
+    can hold anything: its square may overflow, and 0 * inf is NaN)."""
+    for Xb, wb in _raw_row_blocks(X, sample_weight):
+        if wb is not None:
+            live = wb > 0
+            Xb, wb = Xb[live], wb[live]
+        yield Xb, wb
+
+
+def _raw_row_blocks(X, sample_weight):
     if type(X).__module__.startswith("dask."):
         offset = 0
         for block in X.to_delayed().ravel():
@@ -195,9 +205,6 @@ def column_scaling(
     total = 0.0
     block_sums = []
     for Xb, wb in _row_blocks(X, sample_weight):
-        if wb is not None:
-            live = wb > 0
-            Xb, wb = Xb[live], wb[live]
         if not Xb.shape[0]:
             continue
         block_lo, block_hi = Xb.min(axis=0), Xb.max(axis=0)
@@ -219,16 +226,13 @@ def column_scaling(
     second = np.zeros(d)
     cross = np.zeros((d, d)) if moments else None
     for Xb, wb in _row_blocks(X, sample_weight):
-        if wb is not None:  # a row of weight 0 can hold anything (its square may overflow)
-            live = wb > 0
-            Xb, wb = Xb[live], wb[live]
         Db = np.multiply(Xb, 1.0 / unit, dtype=np.float64)
         Db -= mean_u
         if cross is not None:  # its diagonal is the sum of squares
             cross += Db.T @ (Db if wb is None else Db * wb[:, None])
-            continue
-        Db *= Db
-        second += Db.sum(axis=0) if wb is None else wb @ Db
+        else:
+            Db *= Db
+            second += Db.sum(axis=0) if wb is None else wb @ Db
     if cross is not None:
         second = np.diagonal(cross).copy()
     var_u = second / (total - 1.0 if total > 1.0 else 1.0)

@@ -16,6 +16,7 @@ from bayes_gmm.model.families.kernels import (
     ordered_safe,
     params_cache,
     scratch,
+    squared_norms_t,
     triangular_inverse,
     work_dtype,
 )
@@ -117,7 +118,7 @@ class FullCovariance(MatrixFamily):
         else:  # half the flops
             for j in range(k):
                 _whiten_component(Xa, Q[j], Z[:, j])
-        _squared_norms(Z[1:], out=log_prob)
+        squared_norms_t(Z[1:].transpose(1, 0, 2), out=log_prob)
         log_prob *= -0.5
         log_prob += _block_constants(self, params, dtype)[:, None]
         return Z, log_prob
@@ -317,11 +318,6 @@ def _whiten_component(Xa: np.ndarray, Q: np.ndarray, out: np.ndarray) -> None:
     (GIL released, so the block threads run it concurrently); ``out``'s rows may be strided."""
     out[...] = Xa
     trmm_right_upper(Q, out)
-
-
-def _squared_norms(Y: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``sum_j Y[j]**2`` (K, m) of Y (d, K, m), into ``out`` (einsum: 1.5-2x a loop over j)."""
-    return np.einsum("jkm,jkm->km", Y, Y, out=out)
 
 
 def _weighted_rows(Zj: np.ndarray, root: np.ndarray, keep: np.ndarray | None) -> np.ndarray:

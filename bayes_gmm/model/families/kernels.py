@@ -99,14 +99,13 @@ def centered_t(X: np.ndarray, means: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def squared_norms_t(Y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``sum_j Y[:, j, :]**2``, shape (K, m), from Y (K, d, m), into ``out`` if given."""
-    if Y.shape[1] > 3:
-        return np.einsum("kdm,kdm->km", Y, Y, out=out)
-    out = np.multiply(Y[:, 0, :], Y[:, 0, :], out=out)
-    for j in range(1, Y.shape[1]):
-        row = Y[:, j, :]
-        out += row * row
-    return out
+    """``sum_j Y[:, j, :]**2``, shape (K, m), from Y (K, d, m) (any strides), into ``out`` if given.
+
+    einsum, but a plain square for d = 1 (2.5x faster there; from d = 2 einsum is faster than
+    a loop over j, and as fast on a transposed view)."""
+    if Y.shape[1] == 1:
+        return np.multiply(Y[:, 0, :], Y[:, 0, :], out=out)
+    return np.einsum("kdm,kdm->km", Y, Y, out=out)
 
 
 _workspace = threading.local()
