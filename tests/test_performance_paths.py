@@ -11,6 +11,7 @@ from conftest import COVARIANCE_TYPES
 from scipy.special import logsumexp
 from sklearn.cluster import kmeans_plusplus
 from sklearn.utils import check_random_state
+from threadpoolctl import threadpool_limits
 
 from bayes_gmm import MapEM
 from bayes_gmm.em import engine as _engine
@@ -102,6 +103,61 @@ def test_threads_do_not_change_the_result_for_large_d(rng, monkeypatch, d):
     family = get_family("full")
     X = rng.normal(size=(3000, d))
     _assert_threads_do_not_change_the_result(monkeypatch, family, X, _random_params(family, rng, 3, d), 400)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_threads_do_not_change_the_start_statistics(rng, monkeypatch, weighted, covariance_type):
+    """The k-means start's statistics, block by block on two threads, merged in block order:
+    the same numbers as on one thread."""
+    family = get_family(covariance_type)
+    X = _data(rng, n=30_000, d=6) * 1e5 + 1e9
+    w = rng.random(X.shape[0]) * 2 if weighted else None
+    if weighted:
+        w[::5] = 0.0
+    centers = X[rng.choice(X.shape[0], size=4, replace=False)]
+    workers = []
+    real_map_blocks = _engine._map_blocks
+
+    def counting(function, blocks, work, threads=None):
+        workers.append(_engine.n_workers(len(blocks), work) if threads is None else threads)
+        return real_map_blocks(function, blocks, work, threads)
+
+    monkeypatch.setattr(_engine, "_map_blocks", counting)
+    monkeypatch.setattr(_engine, "_MIN_ROWS", 100)
+    monkeypatch.setattr(_engine, "_BLOCK_FLOATS", 6 * 4000)  # 8 blocks
+    with threadpool_limits(1):
+        monkeypatch.setattr(_engine, "n_workers", lambda n_blocks, work: 1)
+        serial = _engine.label_statistics(family, X, w, lambda block, Xb: _engine.nearest_center(Xb, centers), 4)
+        monkeypatch.setattr(_engine, "n_workers", lambda n_blocks, work: 2)
+        threaded = _engine.label_statistics(family, X, w, lambda block, Xb: _engine.nearest_center(Xb, centers), 4)
+    assert workers == [1, 2]
+    for name in ("nk", "xbar", "scatter", "total_weight"):
+        np.testing.assert_array_equal(getattr(threaded, name), getattr(serial, name))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_scaling_passes_on_threads_equal_serial(rng, monkeypatch, weighted):
+    """``column_scaling`` through the engine's threads: the same centres, scales and moments."""
+    X = _data(rng, n=9000, d=5) * 10.0 ** np.array([-100, -2, 0, 3, 120]) + 10.0 ** np.array([-99, 5, 0, 6, 121])
+    w = rng.random(X.shape[0]) * 3 if weighted else None
+    if weighted:
+        w[::4] = 0.0
+    monkeypatch.setattr(scaling, "_ROWS", 1000)
+    calls = []
+
+    def threaded(function, blocks):
+        calls.append(len(blocks))
+        return _engine._map_blocks(function, blocks, 0, threads=2)
+
+    with threadpool_limits(1):
+        serial = scaling.column_scaling(X, w, moments=True)
+        parallel = scaling.column_scaling(X, w, moments=True, map_blocks=threaded)
+    assert calls == [9, 9]  # both passes went through the mapper
+    np.testing.assert_array_equal(parallel.center, serial.center)
+    np.testing.assert_array_equal(parallel.scale, serial.scale)
+    for a, b in zip(parallel.moments, serial.moments, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)

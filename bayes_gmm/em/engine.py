@@ -44,6 +44,7 @@ __all__ = [
     "iter_blocks",
     "kmeans_plusplus",
     "label_statistics",
+    "map_blocks",
     "weighted_log_prob",
 ]
 
@@ -205,6 +206,12 @@ def _map_blocks(function, blocks: list[slice], work: int, threads: int | None = 
     with _pool_lock, _blas_controller().limit(limits=1):
         list(_thread_pool(workers).map(run, range(workers)))
     return out
+
+
+def map_blocks(function, blocks: list, work: int) -> list:
+    """``[function(block) for block in blocks]`` in order, on the engine's threads when a pass
+    of ``work`` floats pays for them (BLAS held at one thread meanwhile)."""
+    return _map_blocks(function, blocks, work)
 
 
 # ----------------------------------------------------------------------------------------
@@ -445,26 +452,44 @@ def label_statistics(
     which stays accurate however far the data lie from the origin.
     """
     n, d = X.shape
+    rows = max(_MIN_ROWS, _BLOCK_FLOATS // max(d, 1))
+
+    def block_statistics(block: slice, Xb: np.ndarray):
+        """The block's weight and, per component, None or (size, mean, scatter about it)."""
+        Xb = np.asarray(Xb, dtype=np.float64)
+        labels = np.asarray(block_labels(block, Xb))
+        wb = None if sample_weight is None else np.asarray(sample_weight[block], dtype=np.float64)
+        weight = float(Xb.shape[0]) if wb is None else float(np.sum(wb))
+        order = np.argsort(labels, kind="stable")
+        bounds = np.searchsorted(labels[order], np.arange(n_components + 1))
+        parts = []
+        for j in range(n_components):
+            members = order[bounds[j] : bounds[j + 1]]
+            wj = None if wb is None else wb[members]
+            size = float(members.size) if wj is None else float(np.sum(wj))
+            if not size > 0:
+                parts.append(None)
+                continue
+            Xj = Xb[members]
+            mean_b = Xj.mean(axis=0) if wj is None else (wj / size) @ Xj
+            parts.append((size, mean_b, family.component_scatter(Xj - mean_b, wj)))
+        return weight, parts
+
+    if is_dask(X):
+        per_block = [block_statistics(block, Xb) for block, Xb in iter_blocks(X, rows)]
+    else:  # the blocks on the engine's threads; merged below in block order, as serially
+        blocks = _blocks(n, rows)
+        per_block = _map_blocks(lambda block: block_statistics(block, _as_block(X, block)), blocks, n * d)
     count = np.zeros(n_components)
     mean = np.zeros((n_components, d))
     scatter: list[np.ndarray | None] = [None] * n_components
     total = 0.0
-    for block, Xb in iter_blocks(X, max(_MIN_ROWS, _BLOCK_FLOATS // max(d, 1))):
-        Xb = np.asarray(Xb, dtype=np.float64)
-        labels = np.asarray(block_labels(block, Xb))
-        wb = None if sample_weight is None else np.asarray(sample_weight[block], dtype=np.float64)
-        total += float(Xb.shape[0]) if wb is None else float(np.sum(wb))
-        order = np.argsort(labels, kind="stable")
-        bounds = np.searchsorted(labels[order], np.arange(n_components + 1))
-        for j in range(n_components):
-            rows = order[bounds[j] : bounds[j + 1]]
-            wj = None if wb is None else wb[rows]
-            size = float(rows.size) if wj is None else float(np.sum(wj))
-            if not size > 0:
+    for weight, parts in per_block:
+        total += weight
+        for j, part in enumerate(parts):
+            if part is None:
                 continue
-            Xj = Xb[rows]
-            mean_b = Xj.mean(axis=0) if wj is None else (wj / size) @ Xj
-            scatter_b = family.component_scatter(Xj - mean_b, wj)
+            size, mean_b, scatter_b = part
             if count[j] > 0:
                 share = size / (count[j] + size)
                 delta = mean_b - mean[j]

@@ -211,7 +211,14 @@ class MapEM(BaseGaussianMixtureEM):
         # a large array is standardised as it is read: the scaling's pass also gives the
         # default prior the moments it needs, which saves it two passes over the data
         moments = self.prior is None and transforms_by_rows(X)
-        scaling = column_scaling(X, sample_weight, common=self._family.common_scale, moments=moments)
+        work = X.shape[0] * X.shape[1]
+        scaling = column_scaling(
+            X,
+            sample_weight,
+            common=self._family.common_scale,
+            moments=moments,
+            map_blocks=lambda function, blocks: engine.map_blocks(function, blocks, work),
+        )
         if self._family.common_scale:
             _warn_unequal_scales(scaling, self.covariance_type, self._family.common_scale_reason)
         return scaling

@@ -26,6 +26,7 @@ column and what to do.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -163,10 +164,29 @@ def _row_blocks(X, sample_weight):
     """``(rows, their weights or None)`` by blocks; rows of weight 0 are left out (such a row
     can hold anything: its square may overflow, and 0 * inf is NaN)."""
     for Xb, wb in _raw_row_blocks(X, sample_weight):
-        if wb is not None:
-            live = wb > 0
+        yield _live_rows(Xb, wb)
+
+
+def _live_rows(Xb, wb):
+    if wb is not None:
+        live = wb > 0
+        if not live.all():
             Xb, wb = Xb[live], wb[live]
-        yield Xb, wb
+    return Xb, wb
+
+
+def _map_row_blocks(function, X, sample_weight, map_blocks):
+    """``[function(rows, weights) for each block]`` (rows of weight 0 left out), in block
+    order; with ``map_blocks`` (``map_blocks(f, items)``, e.g. the EM engine's threads) for
+    an in-memory array."""
+    if map_blocks is None or type(X).__module__.startswith("dask."):
+        return [function(Xb, wb) for Xb, wb in _row_blocks(X, sample_weight)]
+    n = X.shape[0]
+
+    def one(rows: slice):
+        return function(*_live_rows(np.asarray(X[rows]), None if sample_weight is None else sample_weight[rows]))
+
+    return map_blocks(one, [slice(start, min(start + _ROWS, n)) for start in range(0, n, _ROWS)])
 
 
 def _raw_row_blocks(X, sample_weight):
@@ -185,7 +205,12 @@ def _raw_row_blocks(X, sample_weight):
 
 
 def column_scaling(
-    X, sample_weight: np.ndarray | None = None, *, common: bool = False, moments: bool = False
+    X,
+    sample_weight: np.ndarray | None = None,
+    *,
+    common: bool = False,
+    moments: bool = False,
+    map_blocks: Callable[[Callable, list], list] | None = None,
 ) -> ColumnScaling:
     """Centres and power-of-two scales of the columns of ``X`` (see the module's docstring).
 
@@ -194,6 +219,9 @@ def column_scaling(
     squared in float64.  ``moments=True`` also keeps the standardised data's moments
     (:attr:`ColumnScaling.moments`): the pass that sums the squared deviations sums their
     products too (``n d^2`` flops), which spares the prior two more passes over a large array.
+    ``map_blocks(f, items)``, if given, returns ``[f(item) for item in items]`` in that order
+    (e.g. on several threads): the passes over the blocks of an in-memory array go through it,
+    and the result does not depend on it.
     """
     d = X.shape[1]
     lo = np.full(d, np.inf)
@@ -202,18 +230,26 @@ def column_scaling(
     # One pass finds the range and sums each block in its own unit; a block's sum is then
     # brought to the final unit by a power of two, exactly: the same sums as a second pass
     # in the final unit would give, one pass over the data fewer.
-    total = 0.0
-    block_sums = []
-    for Xb, wb in _row_blocks(X, sample_weight):
+
+    def first_pass(Xb, wb):
         if not Xb.shape[0]:
-            continue
+            return None
         block_lo, block_hi = Xb.min(axis=0), Xb.max(axis=0)
-        lo = np.minimum(lo, block_lo)
-        hi = np.maximum(hi, block_hi)
         block_unit = _unit(np.maximum(np.abs(block_lo), np.abs(block_hi)).astype(np.float64))
         Yb = np.multiply(Xb, 1.0 / block_unit, dtype=np.float64)  # a power of two: exact, as / is
-        block_sums.append((Yb.sum(axis=0) if wb is None else wb @ Yb, block_unit))
-        total += Yb.shape[0] if wb is None else float(np.sum(wb))
+        weight = Yb.shape[0] if wb is None else float(np.sum(wb))
+        return block_lo, block_hi, (Yb.sum(axis=0) if wb is None else wb @ Yb), block_unit, weight
+
+    total = 0.0
+    block_sums = []
+    for part in _map_row_blocks(first_pass, X, sample_weight, map_blocks):
+        if part is None:
+            continue
+        block_lo, block_hi, block_sum, block_unit, weight = part
+        lo = np.minimum(lo, block_lo)
+        hi = np.maximum(hi, block_hi)
+        block_sums.append((block_sum, block_unit))
+        total += weight
     constant = lo == hi
     with np.errstate(over="ignore"):
         spread = hi.astype(np.float64) - lo.astype(np.float64)
@@ -223,16 +259,22 @@ def column_scaling(
     for block_sum, block_unit in block_sums:
         first += block_sum * (block_unit / unit)
     mean_u = first / total
-    second = np.zeros(d)
-    cross = np.zeros((d, d)) if moments else None
-    for Xb, wb in _row_blocks(X, sample_weight):
+
+    def second_pass(Xb, wb):
         Db = np.multiply(Xb, 1.0 / unit, dtype=np.float64)
         Db -= mean_u
-        if cross is not None:  # its diagonal is the sum of squares
-            cross += Db.T @ (Db if wb is None else Db * wb[:, None])
+        if moments:  # its diagonal is the sum of squares
+            return Db.T @ (Db if wb is None else Db * wb[:, None])
+        Db *= Db
+        return Db.sum(axis=0) if wb is None else wb @ Db
+
+    second = np.zeros(d)
+    cross = np.zeros((d, d)) if moments else None
+    for part in _map_row_blocks(second_pass, X, sample_weight, map_blocks):
+        if cross is not None:
+            cross += part
         else:
-            Db *= Db
-            second += Db.sum(axis=0) if wb is None else wb @ Db
+            second += part
     if cross is not None:
         second = np.diagonal(cross).copy()
     var_u = second / (total - 1.0 if total > 1.0 else 1.0)
