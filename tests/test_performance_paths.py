@@ -116,11 +116,11 @@ def test_threads_do_not_change_the_start_statistics(rng, monkeypatch, weighted, 
     if weighted:
         w[::5] = 0.0
     centers = X[rng.choice(X.shape[0], size=4, replace=False)]
-    workers = []
+    calls = []
     real_map_blocks = _engine._map_blocks
 
     def counting(function, blocks, work, threads=None):
-        workers.append(_engine.n_workers(len(blocks), work) if threads is None else threads)
+        calls.append((threads, len(blocks)))
         return real_map_blocks(function, blocks, work, threads)
 
     monkeypatch.setattr(_engine, "_map_blocks", counting)
@@ -129,11 +129,43 @@ def test_threads_do_not_change_the_start_statistics(rng, monkeypatch, weighted, 
     with threadpool_limits(1):
         monkeypatch.setattr(_engine, "n_workers", lambda n_blocks, work: 1)
         serial = _engine.label_statistics(family, X, w, lambda block, Xb: _engine.nearest_center(Xb, centers), 4)
+        assert calls == [(1, 2)] * 4
+        calls.clear()
         monkeypatch.setattr(_engine, "n_workers", lambda n_blocks, work: 2)
         threaded = _engine.label_statistics(family, X, w, lambda block, Xb: _engine.nearest_center(Xb, centers), 4)
-    assert workers == [1, 2]
+    assert calls == [(2, 4)] * 2  # two blocks a thread at a time: memory bounded whatever n
     for name in ("nk", "xbar", "scatter", "total_weight"):
         np.testing.assert_array_equal(getattr(threaded, name), getattr(serial, name))
+
+
+@pytest.mark.parametrize(("d", "k", "serial"), [(4, 3, True), (40, 8, False)])
+def test_small_kmeans_start_runs_on_one_openmp_thread(rng, monkeypatch, d, k, serial):
+    """The k-means start's short OpenMP regions run on one thread when the work is small (a
+    second thread's wake-ups cost more than it saved); larger work keeps the threads; the
+    limit is restored after the fit."""
+    from threadpoolctl import threadpool_info
+
+    import bayes_gmm.em.base as base
+
+    def openmp_threads():
+        return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "openmp"]
+
+    before = openmp_threads()
+    if not before:
+        pytest.skip("no OpenMP runtime loaded (scikit-learn's KMeans brings one)")
+    seen = []
+    real_fit = base.KMeans.fit
+
+    def recording_fit(self, *args, **kwargs):
+        seen.append(openmp_threads())
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(base.KMeans, "fit", recording_fit)
+    monkeypatch.setattr(_engine, "_KMEANS_SERIAL_WORK", 20_000)
+    X = _data(rng, n=1000, d=d)
+    MapEM(k, init_params="kmeans", random_state=0).fit(X)
+    assert seen == [[1] * len(before)] if serial else seen == [before]
+    assert openmp_threads() == before
 
 
 @pytest.mark.parametrize("weighted", [False, True])
@@ -148,8 +180,9 @@ def test_scaling_passes_on_threads_equal_serial(rng, monkeypatch, weighted):
 
     def threaded(function, blocks):
         calls.append(len(blocks))
-        return _engine._map_blocks(function, blocks, 0, threads=2)
+        return _engine.map_blocks(function, blocks, 0)
 
+    monkeypatch.setattr(_engine, "n_workers", lambda n_blocks, work: 2)
     with threadpool_limits(1):
         serial = scaling.column_scaling(X, w, moments=True)
         parallel = scaling.column_scaling(X, w, moments=True, map_blocks=threaded)

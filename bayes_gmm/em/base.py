@@ -227,7 +227,9 @@ class BaseGaussianMixtureEM(DensityMixin, BaseEstimator):
         with warnings.catch_warnings():
             # fewer distinct points than k: the components left empty start from the prior
             warnings.filterwarnings("ignore", message="Number of distinct clusters", category=SklearnConvergenceWarning)
-            return KMeans(self.k, n_init=KMEANS_N_INIT, random_state=rng).fit(sample, sample_weight=weight).cluster_centers_
+            with engine.kmeans_threads(sample.shape[0], int(self.k), sample.shape[1]):
+                kmeans = KMeans(self.k, n_init=KMEANS_N_INIT, random_state=rng).fit(sample, sample_weight=weight)
+            return kmeans.cluster_centers_
 
     def _initialize(self, X, sample_weight, rng) -> GaussianParams:
         """Starting parameters in the fit's units (``weights_init`` etc. are in the data's)."""

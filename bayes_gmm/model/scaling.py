@@ -26,7 +26,7 @@ column and what to do.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -176,17 +176,19 @@ def _live_rows(Xb, wb):
 
 
 def _map_row_blocks(function, X, sample_weight, map_blocks):
-    """``[function(rows, weights) for each block]`` (rows of weight 0 left out), in block
-    order; with ``map_blocks`` (``map_blocks(f, items)``, e.g. the EM engine's threads) for
+    """``function(rows, weights)`` of each block (rows of weight 0 left out), yielded in block
+    order; through ``map_blocks`` (``map_blocks(f, items)``, e.g. the EM engine's threads) for
     an in-memory array."""
     if map_blocks is None or type(X).__module__.startswith("dask."):
-        return [function(Xb, wb) for Xb, wb in _row_blocks(X, sample_weight)]
+        for Xb, wb in _row_blocks(X, sample_weight):
+            yield function(Xb, wb)
+        return
     n = X.shape[0]
 
     def one(rows: slice):
         return function(*_live_rows(np.asarray(X[rows]), None if sample_weight is None else sample_weight[rows]))
 
-    return map_blocks(one, [slice(start, min(start + _ROWS, n)) for start in range(0, n, _ROWS)])
+    yield from map_blocks(one, [slice(start, min(start + _ROWS, n)) for start in range(0, n, _ROWS)])
 
 
 def _raw_row_blocks(X, sample_weight):
@@ -210,7 +212,7 @@ def column_scaling(
     *,
     common: bool = False,
     moments: bool = False,
-    map_blocks: Callable[[Callable, list], list] | None = None,
+    map_blocks: Callable[[Callable, list], Iterable] | None = None,
 ) -> ColumnScaling:
     """Centres and power-of-two scales of the columns of ``X`` (see the module's docstring).
 
@@ -219,9 +221,9 @@ def column_scaling(
     squared in float64.  ``moments=True`` also keeps the standardised data's moments
     (:attr:`ColumnScaling.moments`): the pass that sums the squared deviations sums their
     products too (``n d^2`` flops), which spares the prior two more passes over a large array.
-    ``map_blocks(f, items)``, if given, returns ``[f(item) for item in items]`` in that order
-    (e.g. on several threads): the passes over the blocks of an in-memory array go through it,
-    and the result does not depend on it.
+    ``map_blocks(f, items)``, if given, yields ``f(item)`` for each item in that order (e.g.
+    computed on several threads, a few at a time): the passes over the blocks of an in-memory
+    array go through it, and the result does not depend on it.
     """
     d = X.shape[1]
     lo = np.full(d, np.inf)
