@@ -63,8 +63,7 @@ _MIN_PARALLEL_FLOATS = 1 << 19
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
-_blas = None
-_openmp = None
+_controllers: dict = {}
 #: Rows x clusters x features below which the start's k-means runs on one OpenMP thread.
 _KMEANS_SERIAL_WORK = 1 << 22
 
@@ -105,22 +104,17 @@ def iter_blocks(X: np.ndarray, rows: int) -> Iterator[tuple[slice, np.ndarray]]:
 # ----------------------------------------------------------------------------------------
 # threads
 # ----------------------------------------------------------------------------------------
+def _controller(user_api: str):
+    """The process's thread pools of one kind ("blas", "openmp"), found once."""
+    if user_api not in _controllers:
+        from threadpoolctl import ThreadpoolController
+
+        _controllers[user_api] = ThreadpoolController().select(user_api=user_api)
+    return _controllers[user_api]
+
+
 def _blas_controller():
-    global _blas
-    if _blas is None:
-        from threadpoolctl import ThreadpoolController
-
-        _blas = ThreadpoolController().select(user_api="blas")
-    return _blas
-
-
-def _openmp_controller():
-    global _openmp
-    if _openmp is None:
-        from threadpoolctl import ThreadpoolController
-
-        _openmp = ThreadpoolController().select(user_api="openmp")
-    return _openmp
+    return _controller("blas")
 
 
 @contextmanager
@@ -135,7 +129,7 @@ def kmeans_threads(n_rows: int, n_clusters: int, n_features: int):
     if n_rows * n_clusters * n_features > _KMEANS_SERIAL_WORK:
         yield
         return
-    with _openmp_controller().limit(limits=1):
+    with _controller("openmp").limit(limits=1):
         yield
 
 
